@@ -1,0 +1,3 @@
+"""Importing this package registers every rule."""
+
+from servecheck.checks.rules import checkpoint, quant_config, resolution  # noqa: F401

@@ -1,0 +1,140 @@
+"""DeepSeek-V2/V3 (and Kimi-K2, which reuses DeepseekV3ForCausalLM): MLA attention + MoE."""
+
+from __future__ import annotations
+
+from servecheck.model.arch.dense import top_level
+from servecheck.model.arch.moe import mtp_extras, router
+from servecheck.model.config import ModelConfig
+from servecheck.model.inventory import (
+    ATTN_MLA_A,
+    ATTN_MLA_KV_B,
+    ATTN_MLA_Q,
+    ATTN_O,
+    SHARED_DOWN,
+    SHARED_GATE_UP,
+    Experts,
+    Inventory,
+    LoaderRules,
+    Module,
+    attention,
+    gated_mlp,
+    linear,
+    norm,
+    routed_experts,
+)
+
+
+def mla_attention(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
+    """vLLM 0.33 models/deepseek_v2.py DeepseekV2MLAAttention."""
+    p = f"model.layers.{i}.self_attn"
+    qk_head = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim
+    kv_lora = cfg.kv_lora_rank or 0
+    modules: list[Module] = []
+    if cfg.q_lora_rank is not None:
+        # q_a_proj and kv_a_proj_with_mqa are fused into one replicated merged linear.
+        modules.append(
+            linear(
+                f"{p}.fused_qkv_a_proj",
+                ATTN_MLA_A,
+                "DeepSeekV2FusedQkvAProjLinear",
+                cfg.hidden_size,
+                [
+                    (f"{p}.q_a_proj", cfg.q_lora_rank),
+                    (f"{p}.kv_a_proj_with_mqa", kv_lora + cfg.qk_rope_head_dim),
+                ],
+                layer=i,
+                tp_split="replicated",
+                mtp=mtp,
+            )
+        )
+        modules.append(norm(f"{p}.q_a_layernorm", cfg.q_lora_rank, i, mtp))
+        q_in, q_name = cfg.q_lora_rank, "q_b_proj"
+    else:
+        modules.append(
+            linear(
+                f"{p}.kv_a_proj_with_mqa",
+                ATTN_MLA_A,
+                "ReplicatedLinear",
+                cfg.hidden_size,
+                [(f"{p}.kv_a_proj_with_mqa", kv_lora + cfg.qk_rope_head_dim)],
+                layer=i,
+                tp_split="replicated",
+                mtp=mtp,
+            )
+        )
+        q_in, q_name = cfg.hidden_size, "q_proj"
+    modules.append(
+        linear(
+            f"{p}.{q_name}", ATTN_MLA_Q, "ColumnParallelLinear", q_in,
+            [(f"{p}.{q_name}", cfg.num_heads * qk_head)], layer=i, mtp=mtp,
+        )
+    )
+    modules.append(norm(f"{p}.kv_a_layernorm", kv_lora, i, mtp))
+    modules.append(
+        linear(
+            f"{p}.kv_b_proj", ATTN_MLA_KV_B, "ColumnParallelLinear", kv_lora,
+            [(f"{p}.kv_b_proj", cfg.num_heads * (cfg.qk_nope_head_dim + cfg.v_head_dim))],
+            layer=i, mtp=mtp,
+        )
+    )
+    modules.append(
+        linear(
+            f"{p}.o_proj", ATTN_O, "RowParallelLinear", cfg.num_heads * cfg.v_head_dim,
+            [(f"{p}.o_proj", cfg.hidden_size)], layer=i, tp_split="row", mtp=mtp,
+        )
+    )
+    modules.append(attention(p, i, mtp))
+    return modules
+
+
+def is_moe_layer(cfg: ModelConfig, i: int) -> bool:
+    # vLLM 0.33 models/deepseek_v2.py DeepseekV2DecoderLayer.is_moe_layer
+    return cfg.num_experts > 0 and i >= cfg.first_k_dense_replace and i % cfg.moe_layer_freq == 0
+
+
+def deepseek_layer(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
+    p = f"model.layers.{i}"
+    modules = [norm(f"{p}.input_layernorm", cfg.hidden_size, i, mtp)]
+    modules += mla_attention(cfg, i, mtp)
+    modules.append(norm(f"{p}.post_attention_layernorm", cfg.hidden_size, i, mtp))
+    if not is_moe_layer(cfg, i):
+        return modules + gated_mlp(f"{p}.mlp", cfg.hidden_size, cfg.intermediate_size, i, mtp=mtp)
+    # vLLM 0.33 deepseek_v2.py DeepseekV2MoE: GateLinear without quant_config; an fp32
+    # e_score_correction_bias only with topk_method == "noaux_tc"
+    modules.append(
+        router(
+            f"{p}.mlp", cfg, i, quantizable=False,
+            correction_bias=cfg.topk_method == "noaux_tc", mtp=mtp,
+        )
+    )
+    if cfg.num_shared_experts:
+        modules += gated_mlp(
+            f"{p}.mlp.shared_experts", cfg.hidden_size,
+            cfg.moe_intermediate_size * cfg.num_shared_experts, i,
+            kind_gate_up=SHARED_GATE_UP, kind_down=SHARED_DOWN, mtp=mtp,
+        )
+    experts = Experts(cfg.num_experts, cfg.hidden_size, cfg.moe_intermediate_size)
+    modules.append(routed_experts(f"{p}.mlp.experts", i, experts, mtp=mtp))
+    return modules
+
+
+def build(cfg: ModelConfig) -> Inventory:
+    head, tail = top_level(cfg)
+    modules = list(head)
+    for i in range(cfg.num_layers):
+        modules += deepseek_layer(cfg, i)
+    for i in range(cfg.num_layers, cfg.num_layers + cfg.num_nextn_predict_layers):
+        modules += deepseek_layer(cfg, i, mtp=True) + mtp_extras(cfg, i)
+    modules += tail
+    packed: dict[str, tuple[str, ...]] = {"gate_up_proj": ("gate_proj", "up_proj")}
+    if cfg.q_lora_rank is not None:
+        # vLLM 0.33 DeepseekV2ForCausalLM.__init__ adds fused_qkv_a_proj when q_lora_rank is set
+        packed["fused_qkv_a_proj"] = ("q_a_proj", "kv_a_proj_with_mqa")
+    return Inventory(
+        architecture=cfg.architecture,
+        modules=tuple(modules),
+        packed_modules_mapping=packed,
+        # vLLM 0.33 deepseek_v2.py DeepseekV2ForCausalLM.load_weights: a hand-written loop over
+        # params_dict (KeyError on unknown names) that skips spec-decode (MTP) layers
+        loader=LoaderRules(style="manual", skip_layers_from=cfg.num_layers),
+    )

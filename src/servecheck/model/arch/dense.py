@@ -1,0 +1,73 @@
+"""Dense decoder models: Llama, Mistral, Qwen2, Qwen3."""
+
+from __future__ import annotations
+
+from servecheck.model.config import ModelConfig
+from servecheck.model.inventory import (
+    Inventory,
+    Module,
+    embedding,
+    gated_mlp,
+    gqa_attention,
+    lm_head,
+    norm,
+)
+
+# vLLM 0.33 models/llama.py LlamaForCausalLM.packed_modules_mapping (same for qwen2/qwen3)
+PACKED_QKV_GATE_UP = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+
+
+def attention_biases(cfg: ModelConfig) -> tuple[bool, bool]:
+    """(qkv bias, o_proj bias) as each model class builds them."""
+    if cfg.model_type == "qwen2" or cfg.architecture == "Qwen2ForCausalLM":
+        return True, False  # vLLM 0.33 models/qwen2.py Qwen2Attention: qkv bias=True, o bias=False
+    if cfg.architecture in ("Qwen3ForCausalLM", "Qwen3MoeForCausalLM"):
+        return cfg.attention_bias, False  # vLLM 0.33 models/qwen3.py qkv_bias=attention_bias
+    # vLLM 0.33 models/llama.py LlamaDecoderLayer: qkv_bias (if set) else attention_bias; o uses
+    # attention_bias
+    o_bias = bool(cfg.raw.get("attention_bias", False) or cfg.raw.get("bias", False))
+    qkv = bool(cfg.raw["qkv_bias"]) if "qkv_bias" in cfg.raw else o_bias
+    return qkv, o_bias
+
+
+def decoder_attention(cfg: ModelConfig, i: int, prefix: str, mtp: bool = False) -> list[Module]:
+    qkv_bias, o_bias = attention_biases(cfg)
+    qk_norm = cfg.architecture in ("Qwen3ForCausalLM", "Qwen3MoeForCausalLM") or cfg.use_qk_norm
+    return gqa_attention(
+        f"{prefix}.self_attn",
+        cfg.hidden_size,
+        cfg.num_heads,
+        cfg.num_kv_heads,
+        cfg.head_dim,
+        i,
+        qkv_bias=qkv_bias,
+        o_bias=o_bias,
+        qk_norm=qk_norm,
+        mtp=mtp,
+    )
+
+
+def top_level(cfg: ModelConfig) -> tuple[list[Module], list[Module]]:
+    """(modules before the layers, modules after): embeddings, final norm, lm_head."""
+    head = [embedding("model.embed_tokens", cfg.vocab_size, cfg.hidden_size)]
+    tail = [norm("model.norm", cfg.hidden_size)]
+    if not cfg.tie_word_embeddings:
+        tail.append(lm_head(cfg.vocab_size, cfg.hidden_size))
+    return head, tail
+
+
+def build(cfg: ModelConfig) -> Inventory:
+    head, tail = top_level(cfg)
+    modules = list(head)
+    for i in range(cfg.num_layers):
+        p = f"model.layers.{i}"
+        modules.append(norm(f"{p}.input_layernorm", cfg.hidden_size, i))
+        modules += decoder_attention(cfg, i, p)
+        modules.append(norm(f"{p}.post_attention_layernorm", cfg.hidden_size, i))
+        modules += gated_mlp(f"{p}.mlp", cfg.hidden_size, cfg.intermediate_size, i, bias=cfg.mlp_bias)
+    modules += tail
+    return Inventory(
+        architecture=cfg.architecture,
+        modules=tuple(modules),
+        packed_modules_mapping=PACKED_QKV_GATE_UP,
+    )

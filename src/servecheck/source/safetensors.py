@@ -1,0 +1,153 @@
+"""Bounded, header-only reading of safetensors files.
+
+A safetensors file is `<u64 little-endian header length><JSON header><data>`. We read the
+first 8 bytes and the header, never the data. The header length is capped: the reference
+implementation refuses headers over 100 MB, and so do we (hostile files can claim 2**64).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from servecheck.errors import InputError
+
+# NOTE: same cap as the safetensors crate (MAX_HEADER_SIZE = 100_000_000).
+MAX_HEADER_BYTES = 100_000_000
+
+# Bits per element of every dtype the safetensors format names.
+DTYPE_BITS: dict[str, int] = {
+    "BOOL": 8,
+    "U8": 8,
+    "I8": 8,
+    "F8_E4M3": 8,
+    "F8_E5M2": 8,
+    "F8_E8M0": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "I64": 64,
+    "U64": 64,
+    "F64": 64,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """One tensor as the header describes it."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+    shard: str  # file name of the shard holding it
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardHeader:
+    """The parsed header of one safetensors file."""
+
+    path: Path
+    header_bytes: int
+    file_size: int
+    data_bytes_declared: int  # end of the last tensor's data region
+    metadata: dict[str, str]
+    tensors: tuple[TensorInfo, ...]
+
+    @property
+    def is_truncated(self) -> bool:
+        """True when the file is shorter than the data its header describes."""
+        return self.file_size < 8 + self.header_bytes + self.data_bytes_declared
+
+
+def read_header(path: str | os.PathLike[str]) -> ShardHeader:
+    """Read and validate one safetensors header. Raises InputError on anything malformed."""
+    path = Path(path)
+    try:
+        file_size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise InputError(f"{path.name}: not a safetensors file ({file_size} bytes long)")
+            (header_len,) = struct.unpack("<Q", head)
+            if header_len > MAX_HEADER_BYTES:
+                raise InputError(
+                    f"{path.name}: header claims {header_len:,} bytes, over the "
+                    f"{MAX_HEADER_BYTES:,}-byte limit; the file is corrupt or not safetensors"
+                )
+            if header_len > file_size - 8:
+                raise InputError(
+                    f"{path.name}: header is truncated (declares {header_len:,} bytes, the file "
+                    f"has {max(file_size - 8, 0):,} after the length prefix); re-download it"
+                )
+            raw = f.read(header_len)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path.name}: header is not valid JSON ({exc})") from exc
+    if not isinstance(header, dict):
+        raise InputError(f"{path.name}: header is not a JSON object")
+    return _parse_header(path, header, header_len, file_size)
+
+
+def _parse_header(path: Path, header: dict, header_len: int, file_size: int) -> ShardHeader:
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise InputError(f"{path.name}: __metadata__ is not an object")
+    tensors: list[TensorInfo] = []
+    data_end = 0
+    for name, entry in header.items():
+        tensors.append(_parse_entry(path, name, entry))
+        data_end = max(data_end, entry["data_offsets"][1])
+    return ShardHeader(
+        path=path,
+        header_bytes=header_len,
+        file_size=file_size,
+        data_bytes_declared=data_end,
+        metadata={str(k): str(v) for k, v in metadata.items()},
+        tensors=tuple(tensors),
+    )
+
+
+def _parse_entry(path: Path, name: str, entry: object) -> TensorInfo:
+    where = f"{path.name}: tensor {name!r}"
+    if not isinstance(entry, dict):
+        raise InputError(f"{where}: entry is not an object")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in DTYPE_BITS:
+        raise InputError(f"{where}: unknown dtype {dtype!r}")
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise InputError(f"{where}: shape {shape!r} is not a list of non-negative integers")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
+        or offsets[1] < offsets[0]
+    ):
+        raise InputError(f"{where}: data_offsets {offsets!r} are invalid")
+    nbytes = offsets[1] - offsets[0]
+    expected = math.ceil(math.prod(shape) * DTYPE_BITS[dtype] / 8)
+    if nbytes != expected:
+        raise InputError(
+            f"{where}: data_offsets span {nbytes} bytes but {dtype}{shape} needs {expected}"
+        )
+    return TensorInfo(name=name, dtype=dtype, shape=tuple(shape), nbytes=nbytes, shard=path.name)
