@@ -191,13 +191,12 @@ def linear(
     )
 
 
-def embedding(name: str, vocab: int, hidden: int) -> Module:
-    # vLLM builds VocabParallelEmbedding without a quant_config for the models we model.
+def embedding(name: str, vocab: int, hidden: int, receives_quant_config: bool) -> Module:
     return Module(
         name=name,
         kind=EMBEDDING,
         layer_class="VocabParallelEmbedding",
-        receives_quant_config=False,
+        receives_quant_config=receives_quant_config,
         params=(Param("weight", (vocab, hidden)),),
         tp_split="vocab",
     )

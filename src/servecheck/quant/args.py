@@ -123,8 +123,10 @@ def _block(value: Any) -> tuple[int, int] | None:
             return rows, cols
         except ValueError:
             pass
-    elif isinstance(value, (list, tuple)) and len(value) == 2 and all(
-        isinstance(v, int) for v in value
+    elif (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, int) for v in value)
     ):
         return int(value[0]), int(value[1])
     raise QuantArgsError(f"Invalid block_structure '{value}'. Must be a list of ints [rows, cols].")

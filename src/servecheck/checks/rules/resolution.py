@@ -121,9 +121,7 @@ class UnmatchedTarget(Rule):
     message = "{module} matches no target and vLLM {ver} will run it unquantized"
     fix = "Target it in a config group, or add it to ignore if it is stored unquantized."
     vllm_ref = CT_DIR + "/compressed_tensors.py get_scheme_dict"
-    vllm_message = (
-        "Unable to find matching target for {module} in the compressed-tensors config."
-    )
+    vllm_message = "Unable to find matching target for {module} in the compressed-tensors config."
 
 
 @rule
@@ -204,7 +202,10 @@ class IgnoreMatchesNothing(Rule):
     code = "R009"
     name = "ignore-matches-nothing"
     severity = Severity.INFO
-    message = "{n} ignore entries match no quantizable module (e.g. {example})"
+    message = (
+        "{n} ignore entries match no module vLLM quantizes (e.g. {example}); norms, biases, "
+        "router gates and embeddings are never quantized, so listing them changes nothing"
+    )
     fix = "Remove them, or correct the names if they were meant to match something."
     vllm_ref = CT_DIR + "/utils.py should_ignore_layer"
 
@@ -227,23 +228,3 @@ class SchemeNeedsNewerGpu(Rule):
         "Quantization scheme is not supported for the current GPU. Min capability: {need}. "
         "Current capability: {have}."
     )
-
-
-@rule
-class LayerNeverQuantized(Rule):
-    """A config group targets a module vLLM builds without a quantization config.
-
-    ## What it does
-    Some modules never receive the quantization config in vLLM (GLM/DeepSeek/Mixtral router
-    gates, embeddings, MTP `eh_proj`). A target or missing ignore entry cannot quantize them.
-
-    ## Why it matters
-    If the checkpoint stores such a module quantized, vLLM cannot load it (see K006/K012).
-    """
-
-    code = "R011"
-    name = "module-never-quantized"
-    severity = Severity.INFO
-    message = "{n} modules are built without quantization by vLLM (e.g. {example})"
-    fix = "Keep these modules in 16/32-bit in the checkpoint; list them in ignore for clarity."
-    vllm_ref = "vLLM {ver} model_executor/models/{model_file}"

@@ -65,22 +65,37 @@ def mla_attention(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
         q_in, q_name = cfg.hidden_size, "q_proj"
     modules.append(
         linear(
-            f"{p}.{q_name}", ATTN_MLA_Q, "ColumnParallelLinear", q_in,
-            [(f"{p}.{q_name}", cfg.num_heads * qk_head)], layer=i, mtp=mtp,
+            f"{p}.{q_name}",
+            ATTN_MLA_Q,
+            "ColumnParallelLinear",
+            q_in,
+            [(f"{p}.{q_name}", cfg.num_heads * qk_head)],
+            layer=i,
+            mtp=mtp,
         )
     )
     modules.append(norm(f"{p}.kv_a_layernorm", kv_lora, i, mtp))
     modules.append(
         linear(
-            f"{p}.kv_b_proj", ATTN_MLA_KV_B, "ColumnParallelLinear", kv_lora,
+            f"{p}.kv_b_proj",
+            ATTN_MLA_KV_B,
+            "ColumnParallelLinear",
+            kv_lora,
             [(f"{p}.kv_b_proj", cfg.num_heads * (cfg.qk_nope_head_dim + cfg.v_head_dim))],
-            layer=i, mtp=mtp,
+            layer=i,
+            mtp=mtp,
         )
     )
     modules.append(
         linear(
-            f"{p}.o_proj", ATTN_O, "RowParallelLinear", cfg.num_heads * cfg.v_head_dim,
-            [(f"{p}.o_proj", cfg.hidden_size)], layer=i, tp_split="row", mtp=mtp,
+            f"{p}.o_proj",
+            ATTN_O,
+            "RowParallelLinear",
+            cfg.num_heads * cfg.v_head_dim,
+            [(f"{p}.o_proj", cfg.hidden_size)],
+            layer=i,
+            tp_split="row",
+            mtp=mtp,
         )
     )
     modules.append(attention(p, i, mtp))
@@ -103,15 +118,23 @@ def deepseek_layer(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
     # e_score_correction_bias only with topk_method == "noaux_tc"
     modules.append(
         router(
-            f"{p}.mlp", cfg, i, quantizable=False,
-            correction_bias=cfg.topk_method == "noaux_tc", mtp=mtp,
+            f"{p}.mlp",
+            cfg,
+            i,
+            quantizable=False,
+            correction_bias=cfg.topk_method == "noaux_tc",
+            mtp=mtp,
         )
     )
     if cfg.num_shared_experts:
         modules += gated_mlp(
-            f"{p}.mlp.shared_experts", cfg.hidden_size,
-            cfg.moe_intermediate_size * cfg.num_shared_experts, i,
-            kind_gate_up=SHARED_GATE_UP, kind_down=SHARED_DOWN, mtp=mtp,
+            f"{p}.mlp.shared_experts",
+            cfg.hidden_size,
+            cfg.moe_intermediate_size * cfg.num_shared_experts,
+            i,
+            kind_gate_up=SHARED_GATE_UP,
+            kind_down=SHARED_DOWN,
+            mtp=mtp,
         )
     experts = Experts(cfg.num_experts, cfg.hidden_size, cfg.moe_intermediate_size)
     modules.append(routed_experts(f"{p}.mlp.experts", i, experts, mtp=mtp))

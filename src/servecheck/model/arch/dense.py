@@ -14,7 +14,10 @@ from servecheck.model.inventory import (
 )
 
 # vLLM 0.33 models/llama.py LlamaForCausalLM.packed_modules_mapping (same for qwen2/qwen3)
-PACKED_QKV_GATE_UP = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+PACKED_QKV_GATE_UP = {
+    "qkv_proj": ("q_proj", "k_proj", "v_proj"),
+    "gate_up_proj": ("gate_proj", "up_proj"),
+}
 
 
 def attention_biases(cfg: ModelConfig) -> tuple[bool, bool]:
@@ -47,9 +50,13 @@ def decoder_attention(cfg: ModelConfig, i: int, prefix: str, mtp: bool = False) 
     )
 
 
-def top_level(cfg: ModelConfig) -> tuple[list[Module], list[Module]]:
-    """(modules before the layers, modules after): embeddings, final norm, lm_head."""
-    head = [embedding("model.embed_tokens", cfg.vocab_size, cfg.hidden_size)]
+def top_level(cfg: ModelConfig, embed_quant: bool = True) -> tuple[list[Module], list[Module]]:
+    """(modules before the layers, modules after): embeddings, final norm, lm_head.
+
+    embed_quant: whether the model passes quant_config to VocabParallelEmbedding (vLLM 0.33:
+    llama, qwen2/qwen3, qwen3_moe and deepseek_v2 do; glm4_moe and mixtral do not).
+    """
+    head = [embedding("model.embed_tokens", cfg.vocab_size, cfg.hidden_size, embed_quant)]
     tail = [norm("model.norm", cfg.hidden_size)]
     if not cfg.tie_word_embeddings:
         tail.append(lm_head(cfg.vocab_size, cfg.hidden_size))
@@ -64,7 +71,9 @@ def build(cfg: ModelConfig) -> Inventory:
         modules.append(norm(f"{p}.input_layernorm", cfg.hidden_size, i))
         modules += decoder_attention(cfg, i, p)
         modules.append(norm(f"{p}.post_attention_layernorm", cfg.hidden_size, i))
-        modules += gated_mlp(f"{p}.mlp", cfg.hidden_size, cfg.intermediate_size, i, bias=cfg.mlp_bias)
+        modules += gated_mlp(
+            f"{p}.mlp", cfg.hidden_size, cfg.intermediate_size, i, bias=cfg.mlp_bias
+        )
     modules += tail
     return Inventory(
         architecture=cfg.architecture,

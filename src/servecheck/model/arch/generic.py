@@ -128,18 +128,34 @@ def _module_for(prefix: str, params: dict[str, TensorInfo]) -> Module:
     short = prefix.rsplit(".", 1)[-1]
     layer = _layer(prefix)
     if "embed" in short or short in ("wte", "tok_embeddings"):
-        return Module(prefix, EMBEDDING, "VocabParallelEmbedding", layer, False,
-                      params=_params(params), tp_split="vocab")
-    if weight is not None and len(weight.shape) == 1 or "norm" in short or "ln" in short:
-        return Module(prefix, NORM, "RMSNorm", layer, False, params=_params(params),
-                      tp_split="replicated")
+        return Module(
+            prefix,
+            EMBEDDING,
+            "VocabParallelEmbedding",
+            layer,
+            False,
+            params=_params(params),
+            tp_split="vocab",
+        )
+    if (weight is not None and len(weight.shape) == 1) or "norm" in short or "ln" in short:
+        return Module(
+            prefix, NORM, "RMSNorm", layer, False, params=_params(params), tp_split="replicated"
+        )
     if weight is not None and len(weight.shape) == 2:
         # Packed quantized weights hide the true in_features; the header shape is what we have.
         out, inp = weight.shape
         kind = LM_HEAD if short in ("lm_head", "head") else OTHER
         cls = "ParallelLMHead" if kind == LM_HEAD else "Linear"
-        return Module(prefix, kind, cls, layer, True, in_features=inp,
-                      shards=(Shard(prefix, out),), bias="bias" in params)
+        return Module(
+            prefix,
+            kind,
+            cls,
+            layer,
+            True,
+            in_features=inp,
+            shards=(Shard(prefix, out),),
+            bias="bias" in params,
+        )
     return Module(prefix, OTHER, "Parameter", layer, False, params=_params(params))
 
 

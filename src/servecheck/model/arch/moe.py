@@ -32,7 +32,9 @@ def router(
     mtp: bool = False,
 ) -> Module:
     """The MoE router (vLLM GateLinear, replicated on every rank)."""
-    params = (Param("e_score_correction_bias", (cfg.num_experts,), "F32"),) if correction_bias else ()
+    params = (
+        (Param("e_score_correction_bias", (cfg.num_experts,), "F32"),) if correction_bias else ()
+    )
     return linear(
         f"{prefix}.gate",
         ROUTER,
@@ -55,7 +57,11 @@ def router(
 def qwen3_moe_is_sparse(cfg: ModelConfig, i: int) -> bool:
     # vLLM 0.33 models/qwen3_moe.py Qwen3MoeDecoderLayer: not in mlp_only_layers and
     # (i + 1) % decoder_sparse_step == 0
-    return i not in cfg.mlp_only_layers and cfg.num_experts > 0 and (i + 1) % cfg.decoder_sparse_step == 0
+    return (
+        i not in cfg.mlp_only_layers
+        and cfg.num_experts > 0
+        and (i + 1) % cfg.decoder_sparse_step == 0
+    )
 
 
 def build_qwen3_moe(cfg: ModelConfig) -> Inventory:
@@ -86,7 +92,12 @@ def build_qwen3_moe(cfg: ModelConfig) -> Inventory:
         loader=LoaderRules(
             style="auto",
             ignored_suffixes=(
-                ".bias", "_bias", ".weight_scale", "_weight_scale", ".input_scale", "_input_scale",
+                ".bias",
+                "_bias",
+                ".weight_scale",
+                "_weight_scale",
+                ".input_scale",
+                "_input_scale",
             ),
         ),
     )
@@ -97,7 +108,7 @@ def build_qwen3_moe(cfg: ModelConfig) -> Inventory:
 
 
 def build_mixtral(cfg: ModelConfig) -> Inventory:
-    head, tail = top_level(cfg)
+    head, tail = top_level(cfg, embed_quant=False)
     modules = list(head)
     intermediate = cfg.intermediate_size
     for i in range(cfg.num_layers):
@@ -108,7 +119,11 @@ def build_mixtral(cfg: ModelConfig) -> Inventory:
         # vLLM 0.33 models/mixtral.py MixtralMoE: GateLinear without quant_config, experts w1/w2/w3
         modules.append(router(f"{p}.block_sparse_moe", cfg, i, quantizable=False))
         experts = Experts(
-            cfg.num_experts, cfg.hidden_size, intermediate, gate_name="w1", up_name="w3",
+            cfg.num_experts,
+            cfg.hidden_size,
+            intermediate,
+            gate_name="w1",
+            up_name="w3",
             down_name="w2",
         )
         modules.append(routed_experts(f"{p}.block_sparse_moe.experts", i, experts))
@@ -181,7 +196,7 @@ def mtp_extras(cfg: ModelConfig, i: int) -> list[Module]:
 
 
 def build_glm4_moe(cfg: ModelConfig) -> Inventory:
-    head, tail = top_level(cfg)
+    head, tail = top_level(cfg, embed_quant=False)
     modules = list(head)
     for i in range(cfg.num_layers):
         modules += glm4_moe_layer(cfg, i)

@@ -1,0 +1,327 @@
+"""Audit a checkpoint's tensors (headers only) against the inventory and its resolution."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from servecheck.checks.collect import Collector
+from servecheck.checks.expected import Expected, module_tensors
+from servecheck.checks.registry import Finding, Severity
+from servecheck.checks.rules import checkpoint as rules
+from servecheck.model.config import ModelConfig
+from servecheck.model.inventory import EXPERTS, LM_HEAD, ROUTER, Inventory, Module
+from servecheck.quant.resolve import Resolution, ResolutionResult
+from servecheck.source.local import Checkpoint
+from servecheck.source.safetensors import TensorInfo
+from servecheck.versions import VllmVersion
+
+_LAYER = re.compile(r"^model\.layers\.(\d+)\.")
+# vLLM 0.33 quantization/base_config.py _ignore_unexpected_suffixes (+ rotary buffers and
+# g_idx, which every loader drops): tensors no loader complains about.
+ALWAYS_DROPPED = (
+    ".q_scale",
+    ".k_scale",
+    ".v_scale",
+    ".q_zero_point",
+    ".k_zero_point",
+    ".v_zero_point",
+    ".g_idx",
+    "rotary_emb.inv_freq",
+    "rotary_emb.cos_cached",
+    "rotary_emb.sin_cached",
+)
+# vLLM 0.33 models/glm4_moe.py etc.: model files named in citations.
+MODEL_FILES = {
+    "Glm4MoeForCausalLM": "glm4_moe.py",
+    "DeepseekV3ForCausalLM": "deepseek_v2.py",
+    "DeepseekV2ForCausalLM": "deepseek_v2.py",
+    "MixtralForCausalLM": "mixtral.py",
+    "Qwen3MoeForCausalLM": "qwen3_moe.py",
+    "LlamaForCausalLM": "llama.py",
+    "MistralForCausalLM": "llama.py",
+    "Qwen2ForCausalLM": "qwen2.py",
+    "Qwen3ForCausalLM": "qwen3.py",
+}
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    findings: tuple[Finding, ...]
+    # Bytes stored per module (from headers); absent modules are not in the map.
+    module_bytes: Mapping[str, int] = field(default_factory=dict)
+    unowned_bytes: int = 0
+
+
+def audit(
+    ckpt: Checkpoint,
+    cfg: ModelConfig,
+    inv: Inventory,
+    resolved: ResolutionResult,
+    version: VllmVersion,
+) -> AuditResult:
+    ver = version.effective
+    findings: list[Finding] = []
+    findings += _file_findings(ckpt, ver)
+    tensors = ckpt.tensors or {}
+    by_res = resolved.by_name()
+    owner: dict[str, Module] = {}
+    expected: dict[str, Expected] = {}
+    for m in inv.modules:
+        for exp in module_tensors(m, by_res[m.name]):
+            expected[exp.name] = exp
+            owner[exp.name] = m
+    prefixes = _prefix_owners(inv)
+
+    stored_layers = {int(mt.group(1)) for n in tensors if (mt := _LAYER.match(n))}
+    base_layers = set(range(cfg.num_layers))
+    mtp_layers = set(range(cfg.num_layers, cfg.num_layers + cfg.num_nextn_predict_layers))
+    missing_layers = sorted(base_layers - stored_layers)
+    if missing_layers or (stored_layers - base_layers - mtp_layers):
+        stored = len(stored_layers & base_layers) + len(stored_layers - base_layers - mtp_layers)
+        findings.append(
+            rules.LayerCountMismatch.make(
+                [f"model.layers.{i}" for i in missing_layers],
+                expected=cfg.num_layers,
+                stored=stored,
+                ver=ver,
+            )
+        )
+    if mtp_layers and not (stored_layers & mtp_layers):
+        findings.append(rules.MtpLayersMissing.make(n=cfg.num_nextn_predict_layers, ver=ver))
+
+    c = Collector()
+    module_bytes: Counter[str] = Counter()
+    unowned = 0
+    router_quant: list[str] = []
+    for name, t in tensors.items():
+        m = owner.get(name) or prefixes.get(name.rsplit(".", 1)[0])
+        if m is None:
+            unowned += t.nbytes
+            _unexpected(c, name, t, inv, cfg, ver)
+            continue
+        module_bytes[m.name] += t.nbytes
+        exp = expected.get(name)
+        res = by_res[m.name]
+        if exp is None:
+            if m.kind == ROUTER and not m.receives_quant_config:
+                router_quant.append(name)
+                continue
+            if res.error is None:
+                _unexpected(c, name, t, inv, cfg, ver, module=m)
+            continue
+        if res.error is not None:
+            continue
+        if exp.dtypes is not None and t.dtype not in exp.dtypes:
+            if m.kind == ROUTER and not m.receives_quant_config and t.dtype.startswith("F8"):
+                router_quant.append(name)
+                continue
+            if exp.role == "weight":
+                want = res.scheme or "unquantized (16-bit)"
+                c.add(
+                    rules.DtypeContradictsScheme,
+                    m.name,
+                    key=(t.dtype, want),
+                    stored=t.dtype,
+                    expected=want,
+                    ver=ver,
+                )
+            continue
+        if exp.shape is not None and t.shape != exp.shape:
+            c.add(
+                rules.ShapeMismatch, name, stored=list(t.shape), expected=list(exp.shape), ver=ver
+            )
+
+    if router_quant:
+        findings.append(_router_finding(router_quant, inv, ver))
+    findings += _missing(c, expected, owner, tensors, by_res, cfg, missing_layers, mtp_layers, ver)
+    findings += c.findings()
+    findings += _tied(cfg, tensors, ver)
+    return AuditResult(tuple(findings), dict(module_bytes), unowned)
+
+
+def _prefix_owners(inv: Inventory) -> dict[str, Module]:
+    """Checkpoint prefixes (module, shard and expert projection names) -> module."""
+    out: dict[str, Module] = {}
+    for m in inv.modules:
+        out[m.name] = m
+        for s in m.shards:
+            out[s.ckpt_name] = m
+        if m.kind == EXPERTS and m.experts:
+            for e in range(m.experts.num_experts):
+                for n in m.experts.ckpt_names(m.name, e):
+                    out[n] = m
+    return out
+
+
+def _file_findings(ckpt: Checkpoint, ver: str) -> list[Finding]:
+    out = [
+        rules.UnreadableShard.make([p.file], detail=p.message, file=p.file, ver=ver)
+        for p in ckpt.shard_problems
+    ]
+    if ckpt.index_missing_files:
+        files = list(ckpt.index_missing_files)
+        out.append(rules.IndexNamesMissingShard.make(files, n=len(files), files=files, ver=ver))
+    if ckpt.files_outside_index:
+        files = list(ckpt.files_outside_index)
+        out.append(rules.ShardOutsideIndex.make(files, n=len(files), files=files, ver=ver))
+    if ckpt.index_weight_map is not None and ckpt.tensors is not None:
+        missing_files = set(ckpt.index_missing_files)
+        wrong = [
+            name
+            for name, file in ckpt.index_weight_map.items()
+            if file not in missing_files
+            and (name not in ckpt.tensors or ckpt.tensors[name].shard != file)
+        ]
+        if wrong:
+            out.append(rules.IndexWeightMapMismatch.make(wrong, n=len(wrong), ver=ver))
+    if ckpt.duplicate_tensors:
+        dups = list(ckpt.duplicate_tensors)
+        out.append(rules.DuplicateTensor.make(dups, n=len(dups), example=dups[0], ver=ver))
+    return out
+
+
+def _unexpected(
+    c: Collector,
+    name: str,
+    t: TensorInfo,
+    inv: Inventory,
+    cfg: ModelConfig,
+    ver: str,
+    module: Module | None = None,
+) -> None:
+    """A tensor with no parameter: does the loader drop it, skip it, or raise?"""
+    rules_ = inv.loader
+    layer = _LAYER.match(name)
+    if (
+        layer
+        and rules_.skip_layers_from is not None
+        and int(layer.group(1)) >= rules_.skip_layers_from
+    ):
+        return  # MTP / speculative layers are skipped by the base model's loader
+    if name.endswith(ALWAYS_DROPPED) or name.endswith(rules_.ignored_suffixes):
+        fix = (
+            "Harmless."
+            if name.endswith((".bias", "inv_freq"))
+            else "The module runs unquantized while its checkpoint weights look quantized: make "
+            "the quantization config target it."
+        )
+        c.add(rules.TensorSilentlyDropped, name, key=fix, fix_text=fix, ver=ver)
+        return
+    manual = _manual_loader(inv.architecture, ver)
+    if manual:
+        text = f"KeyError: '{name}'"
+        loader = f"models/{MODEL_FILES.get(inv.architecture, 'the model file')} load_weights"
+    else:
+        prefix = name.rsplit(".", 1)[0]
+        owner = module.name if module else prefix.rsplit(".", 1)[0]
+        text = (
+            f"There is no module or parameter named '{prefix if module is None else name}' "
+            f"in {inv.architecture}. The available parameters belonging to {owner} are: ..."
+        )
+        loader = "AutoWeightsLoader._load_module"
+    fix = (
+        "Remove the tensor, or make the config build a parameter for it (a quantized module "
+        "must not be ignored)."
+        if module
+        else "Remove the tensor or use a config that describes this checkpoint."
+    )
+    c.add(
+        rules.UnexpectedTensor,
+        name,
+        key=manual,
+        fix_text=fix,
+        vllm_text=text,
+        loader=loader,
+        ver=ver,
+    )
+
+
+def _manual_loader(arch: str, ver: str) -> bool:
+    from servecheck.versions import resolve_version
+
+    archs = resolve_version(ver).feature("manual_weight_loaders")
+    return "*" in archs or arch in archs
+
+
+def _router_finding(names: list[str], inv: Inventory, ver: str) -> Finding:
+    scales = [n for n in names if not n.endswith(".weight")]
+    example = scales[0] if scales else names[0]
+    if _manual_loader(inv.architecture, ver):
+        text = f"KeyError: '{example}'"
+    else:
+        owner = example.rsplit(".", 1)[0]
+        text = (
+            f"ValueError: There is no module or parameter named {example!r} in "
+            f"{inv.architecture}. The available parameters belonging to {owner} (GateLinear) "
+            f"are: {{'{owner}.weight', ...}}"
+        )
+    layers = sorted({n.rsplit(".", 1)[0] for n in names})
+    return rules.QuantizedRouterGate.make(
+        layers,
+        count=len(layers),
+        n=len(layers),
+        arch=inv.architecture,
+        example=example,
+        model_file=MODEL_FILES.get(inv.architecture, ""),
+        vllm_text=text,
+        ver=ver,
+    )
+
+
+def _missing(
+    c: Collector,
+    expected: dict[str, Expected],
+    owner: dict[str, Module],
+    tensors: Mapping[str, TensorInfo],
+    by_res: Mapping[str, Resolution],
+    cfg: ModelConfig,
+    missing_layers: list[int],
+    mtp_layers: set[int],
+    ver: str,
+) -> list[Finding]:
+    skip_layers = set(missing_layers) | mtp_layers
+    missing = []
+    for name, exp in expected.items():
+        if name in tensors:
+            continue
+        m = owner[name]
+        if by_res[m.name].error is not None or m.kind == LM_HEAD or exp.role == "bias":
+            continue
+        if m.layer is not None and m.layer in skip_layers:
+            continue
+        missing.append(name)
+    if not missing:
+        return []
+    return [
+        rules.MissingTensor.make(
+            missing, count=len(missing), n=len(missing), example=missing[0], ver=ver
+        )
+    ]
+
+
+def _tied(cfg: ModelConfig, tensors: Mapping[str, TensorInfo], ver: str) -> list[Finding]:
+    has_head = "lm_head.weight" in tensors or "lm_head.weight_packed" in tensors
+    if cfg.tie_word_embeddings and has_head:
+        return [
+            rules.TiedEmbeddingsMismatch.make(
+                ["lm_head.weight"],
+                severity=Severity.WARNING,
+                detail="tie_word_embeddings is true but lm_head.weight is stored; vLLM ties the head "
+                "to embed_tokens and skips the stored one",
+                fix_text="Set tie_word_embeddings to false if the stored head is meant to be used.",
+                ver=ver,
+            )
+        ]
+    if not cfg.tie_word_embeddings and not has_head:
+        return [
+            rules.TiedEmbeddingsMismatch.make(
+                ["lm_head.weight"],
+                detail="tie_word_embeddings is false but the checkpoint stores no lm_head.weight",
+                fix_text="Set tie_word_embeddings to true if the head is tied to the embeddings.",
+                ver=ver,
+            )
+        ]
+    return []

@@ -1,0 +1,486 @@
+"""Resolve every module's quantization the way vLLM does, and collect what vLLM would raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from servecheck.checks.collect import Collector
+from servecheck.checks.registry import Finding
+from servecheck.checks.rules import resolution as rules
+from servecheck.model.inventory import (
+    ATTENTION,
+    EMBEDDING,
+    EXPERTS,
+    LM_HEAD,
+    Inventory,
+    Module,
+)
+from servecheck.quant.args import QuantArgs
+from servecheck.quant.compressed_tensors import CTConfig, TargetScheme
+from servecheck.quant.matching import (
+    FusedShardMismatch,
+    PatternSet,
+    find_target,
+    fp8_is_skipped,
+    should_ignore,
+    unused_patterns,
+)
+from servecheck.quant.schemes import MIN_CAPABILITY, SchemeError, linear_scheme, moe_method
+from servecheck.quant.spec import QuantSpec
+from servecheck.versions import VllmVersion
+
+# vLLM 0.33 fp8.py Fp8Config.get_min_capability
+FP8_METHOD_MIN_CAPABILITY = 75
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How vLLM treats one module. `scheme` None = unquantized."""
+
+    module: Module
+    method: str  # vLLM quant-method class, e.g. CompressedTensorsLinearMethod
+    scheme: str | None = None  # e.g. "W8A8Fp8", "Fp8", "AWQ"
+    min_capability: int | None = None
+    ignored: bool = False
+    ignored_by: tuple[str, ...] = ()
+    target: str | None = None
+    match_via: str | None = None
+    weights: QuantArgs | None = None
+    inputs: QuantArgs | None = None
+    format: str | None = None
+    moe_method: str | None = None
+    block_size: tuple[int, int] | None = None  # plain fp8 weight_block_size
+    error: str | None = None  # code of the finding vLLM would raise for this module
+    note: str | None = None
+
+    @property
+    def quantized(self) -> bool:
+        return self.scheme is not None
+
+
+@dataclass(frozen=True)
+class ResolutionResult:
+    resolutions: tuple[Resolution, ...]
+    findings: tuple[Finding, ...] = field(default=())
+
+    def by_name(self) -> dict[str, Resolution]:
+        return {r.module.name: r for r in self.resolutions}
+
+
+def resolve(
+    inventory: Inventory, quant: QuantSpec, version: VllmVersion, capability: int | None
+) -> ResolutionResult:
+    """Resolve all modules. capability: the target GPU's (major*10+minor) or None."""
+    if quant.ct is not None:
+        resolver = _CTResolver(inventory, quant.ct, version, capability)
+    elif quant.fp8 is not None:
+        resolver = _Fp8Resolver(inventory, quant, version, capability)
+    else:
+        resolver = _PlainResolver(inventory, quant, version, capability)
+    resolutions = tuple(resolver.resolve(m) for m in inventory.modules)
+    return ResolutionResult(resolutions, tuple(resolver.findings()))
+
+
+def unquantized(module: Module, note: str | None = None) -> Resolution:
+    if module.kind == EXPERTS:
+        method = "UnquantizedFusedMoEMethod"
+    elif module.kind == EMBEDDING:
+        method = "UnquantizedEmbeddingMethod"
+    elif module.is_linear or module.kind == LM_HEAD:
+        method = "UnquantizedLinearMethod"
+    else:
+        method = "none"
+    return Resolution(module=module, method=method, note=note)
+
+
+class _Base:
+    def __init__(self, inventory: Inventory, version: VllmVersion, capability: int | None):
+        self.inv = inventory
+        self.version = version
+        self.ver = version.effective
+        self.capability = capability
+        self.packed = {k: tuple(v) for k, v in inventory.packed_modules_mapping.items()}
+        self.collector = Collector()
+
+    def findings(self) -> list[Finding]:
+        return self.collector.findings()
+
+    def capability_error(self, module: Module, scheme: str, need: int) -> str | None:
+        """vLLM's _check_scheme_supported after a scheme is chosen."""
+        if self.capability is not None and self.capability < need:
+            self.collector.add(
+                rules.SchemeNeedsNewerGpu,
+                module.name,
+                key=(scheme, need),
+                scheme=scheme,
+                need=need,
+                have=self.capability,
+                gpu="the target GPU",
+                ver=self.ver,
+            )
+            return rules.SchemeNeedsNewerGpu.code
+        return None
+
+
+class _PlainResolver(_Base):
+    """Unquantized models, and methods servecheck sizes but does not resolve per module."""
+
+    def __init__(
+        self, inventory: Inventory, quant: QuantSpec, version: VllmVersion, capability: int | None
+    ):
+        super().__init__(inventory, version, capability)
+        self.quant = quant
+        excluded = quant.other.excluded if quant.other else ()
+        self.excluded = excluded
+
+    def resolve(self, m: Module) -> Resolution:
+        method = self.quant.method
+        if method is None or not m.receives_quant_config or not (m.is_linear or m.kind == EXPERTS):
+            return unquantized(m)
+        if any(
+            m.name == e or m.name.startswith(e + ".") or _glob(m.name, e) for e in self.excluded
+        ):
+            return unquantized(m, note=f"excluded by {method} config")
+        return Resolution(
+            module=m,
+            method=f"{method} (not modelled)",
+            scheme=method.upper(),
+            note="per-module rules for this method are not modelled",
+        )
+
+
+def _glob(name: str, pattern: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    return "*" in pattern and fnmatchcase(name, pattern)
+
+
+class _Fp8Resolver(_Base):
+    """vLLM 0.33 model_executor/layers/quantization/fp8.py Fp8Config.get_quant_method."""
+
+    def __init__(
+        self, inventory: Inventory, quant: QuantSpec, version: VllmVersion, capability: int | None
+    ):
+        super().__init__(inventory, version, capability)
+        assert quant.fp8 is not None
+        self.fp8 = quant.fp8
+
+    def resolve(self, m: Module) -> Resolution:
+        if not m.receives_quant_config:
+            return unquantized(m, note="built without quantization config")
+        if not (m.is_linear or m.kind == EXPERTS):
+            # Fp8Config quantizes LinearBase and RoutedExperts only (ParallelLMHead isn't one).
+            return unquantized(m)
+        try:
+            skipped = fp8_is_skipped(m.name, self.fp8.ignored_layers, self.packed)
+        except FusedShardMismatch as exc:
+            self.collector.add(
+                rules.Fp8FusedShardsDiffer,
+                m.name,
+                key=(tuple(exc.covered),),
+                covered=", ".join(exc.covered),
+                uncovered=", ".join(exc.uncovered),
+                module=m.name,
+                shards=", ".join(self.packed[m.short_name]),
+                ver=self.ver,
+            )
+            return Resolution(module=m, method="error", error=rules.Fp8FusedShardsDiffer.code)
+        if skipped:
+            return Resolution(
+                module=m, method=unquantized(m).method, ignored=True, ignored_by=(m.name,)
+            )
+        method = "Fp8MoEMethod" if m.kind == EXPERTS else "Fp8LinearMethod"
+        if m.kind == EXPERTS and self.fp8.store_dtype == "mxfp4":
+            method = "Mxfp4MoEMethod"
+        return Resolution(
+            module=m,
+            method=method,
+            scheme="Fp8",
+            min_capability=FP8_METHOD_MIN_CAPABILITY,
+            block_size=self.fp8.weight_block_size,
+            note="block-wise" if self.fp8.weight_block_size else "per-tensor",
+        )
+
+
+class _CTResolver(_Base):
+    """vLLM's CompressedTensorsConfig.get_quant_method for every module kind."""
+
+    def __init__(
+        self, inventory: Inventory, ct: CTConfig, version: VllmVersion, capability: int | None
+    ):
+        super().__init__(inventory, version, capability)
+        self.ct = ct
+        self.ignore = PatternSet(ct.ignore)
+        self.targets = list(ct.targets)
+        self.ignore_mode = version.feature("ct_ignore_fused")
+        self.match_order = version.feature("ct_match_order")
+        self.unmatched = version.feature("ct_unmatched_target")
+        self.moe_lookup = version.feature("ct_moe_lookup")
+        # vLLM 0.33 CompressedTensorsConfig._add_fused_moe_to_target_scheme_map
+        self.moe_targets = list(self.targets)
+        if "Linear" in ct.targets and "RoutedExperts" not in ct.targets:
+            self.moe_targets.append("RoutedExperts")
+        self.used_ignores: set[str] = set()
+
+    # -- the scheme dict for one layer name (get_scheme_dict) --
+
+    def scheme_dict(
+        self, name: str, layer_class: str, targets: list[str]
+    ) -> tuple[TargetScheme | None, bool, tuple[str, ...], str | None]:
+        """(scheme, ignored, ignoring patterns, match_via). Raises FusedShardMismatch."""
+        ignored, patterns = should_ignore(name, self.ignore, self.packed, self.ignore_mode)
+        if ignored:
+            self.used_ignores.update(patterns)
+            return None, True, tuple(patterns), None
+        match = find_target(name, layer_class, targets, self.packed, self.match_order)
+        if match is None:
+            return None, False, (), None
+        ts = self.ct.targets.get(match.target)
+        if ts is None:  # "RoutedExperts" alias of "Linear"
+            ts = self.ct.targets["Linear"]
+        return ts, False, (), f"{match.via}:{match.target}"
+
+    def resolve(self, m: Module) -> Resolution:
+        if m.kind == ATTENTION:
+            if self.ct.kv_cache_scheme:
+                return Resolution(
+                    module=m,
+                    method="CompressedTensorsKVCacheMethod",
+                    note="fp8 KV-cache scales from the checkpoint",
+                )
+            return unquantized(m)
+        if not m.receives_quant_config:
+            return unquantized(m, note="built without quantization config")
+        if m.kind == EXPERTS:
+            return self.resolve_experts(m)
+        if m.kind == EMBEDDING:
+            return self.resolve_embedding(m)
+        if not (m.is_linear or m.kind == LM_HEAD):
+            return unquantized(m)
+        try:
+            ts, ignored, patterns, via = self.scheme_dict(m.name, m.layer_class, self.targets)
+        except FusedShardMismatch as exc:
+            self.collector.add(
+                rules.FusedShardsDiffer,
+                m.name,
+                key=(tuple(exc.covered), m.short_name),
+                covered=", ".join(exc.covered),
+                uncovered=", ".join(exc.uncovered),
+                module=m.name,
+                shards=", ".join(self.packed.get(m.short_name, ())),
+                vllm_text=exc.text,
+                ver=self.ver,
+            )
+            return Resolution(module=m, method="error", error=rules.FusedShardsDiffer.code)
+        if ignored:
+            return Resolution(
+                module=m, method=unquantized(m).method, ignored=True, ignored_by=patterns
+            )
+        if ts is None:
+            if m.kind != LM_HEAD and m.is_linear:
+                severity = None if self.unmatched == "unquantized" else rules.Severity.ERROR
+                self.collector.add(
+                    rules.UnmatchedTarget, m.name, key=severity, module=m.name, ver=self.ver
+                )
+                if severity is not None:
+                    return Resolution(module=m, method="error", error=rules.UnmatchedTarget.code)
+            return unquantized(m, note="no target matched")
+        fmt = self.ct.scheme_format(ts)
+        try:
+            scheme = linear_scheme(
+                ts.weights,
+                ts.input_activations,
+                ts.output_activations,
+                fmt,
+                self.capability,
+                m.name,
+            )
+        except SchemeError as exc:
+            if m.kind == LM_HEAD:
+                # vLLM swallows ValueError for ParallelLMHead (NotImplementedError escapes).
+                if exc.kind == "nvfp4-input":
+                    return unquantized(m, note="scheme error swallowed for lm_head")
+            return self._scheme_error(m, exc, ts)
+        return Resolution(
+            module=m,
+            method="CompressedTensorsLinearMethod",
+            scheme=scheme.name,
+            min_capability=scheme.min_capability,
+            target=via.split(":", 1)[1] if via else None,
+            match_via=via.split(":", 1)[0] if via else None,
+            weights=ts.weights,
+            inputs=ts.input_activations,
+            format=fmt,
+            error=self.capability_error(m, scheme.name, scheme.min_capability),
+        )
+
+    def _scheme_error(self, m: Module, exc: SchemeError, ts: TargetScheme) -> Resolution:
+        fmt = self.ct.scheme_format(ts)
+        inputs = ts.input_activations.describe() if ts.input_activations else "none"
+        if exc.kind == "nvfp4-input":
+            self.collector.add(
+                rules.Nvfp4InputMismatch,
+                m.name,
+                key=inputs,
+                module=m.name,
+                inputs=inputs,
+                ver=self.ver,
+            )
+            code = rules.Nvfp4InputMismatch.code
+        else:
+            self.collector.add(
+                rules.NoCompatibleScheme,
+                m.name,
+                key=(ts.group, fmt),
+                module=m.name,
+                weights=ts.weights.describe(),
+                inputs=inputs,
+                format=fmt,
+                ver=self.ver,
+            )
+            code = rules.NoCompatibleScheme.code
+        return Resolution(
+            module=m,
+            method="error",
+            weights=ts.weights,
+            inputs=ts.input_activations,
+            format=fmt,
+            error=code,
+        )
+
+    def resolve_embedding(self, m: Module) -> Resolution:
+        ts, ignored, patterns, via = self.scheme_dict(m.name, m.layer_class, self.targets)
+        if ignored or ts is None:
+            return Resolution(
+                module=m, method="UnquantizedEmbeddingMethod", ignored=ignored, ignored_by=patterns
+            )
+        w = ts.weights
+        if not (
+            w.is_int
+            and w.strategy in ("channel", "group")
+            and ts.input_activations is None
+            and not w.dynamic
+        ):
+            self.collector.add(
+                rules.QuantizedEmbedding, m.name, module=m.name, weights=w.describe(), ver=self.ver
+            )
+            return Resolution(module=m, method="error", error=rules.QuantizedEmbedding.code)
+        return Resolution(
+            module=m,
+            method="CompressedTensorsEmbeddingWNA16Int",
+            scheme="WNA16",
+            min_capability=None,
+            weights=w,
+            format=self.ct.scheme_format(ts),
+        )
+
+    def resolve_experts(self, m: Module) -> Resolution:
+        assert m.experts is not None
+        if self.moe_lookup == "linear_target":
+            # vLLM 0.11: the "Linear" target's scheme, ignore never consulted for experts.
+            ts = self.ct.targets.get("Linear")
+            dicts = [ts, ts, ts]
+            patterns: tuple[str, ...] = ()
+        else:
+            if self.moe_lookup == "expert0_ckpt":
+                names = m.experts.ckpt_names(m.name, 0)
+            else:
+                names = (f"{m.name}.0.gate_proj", f"{m.name}.0.up_proj", f"{m.name}.0.down_proj")
+            dicts, pats = [], []
+            for name in names:
+                ts, _, p, _ = self.scheme_dict(name, "RoutedExperts", self.moe_targets)
+                dicts.append(ts)
+                pats.extend(p)
+            patterns = tuple(pats)
+            if not all(d == dicts[-1] for d in dicts):
+                detail = ", ".join(
+                    f"{n.rsplit('.', 1)[-1]}: {d.weights.describe() if d else 'unquantized'}"
+                    for n, d in zip(names, dicts, strict=True)
+                )
+                self.collector.add(
+                    rules.MoeProjectionsDiffer,
+                    m.name,
+                    key=detail,
+                    module=m.name,
+                    detail=detail,
+                    ver=self.ver,
+                )
+                return Resolution(module=m, method="error", error=rules.MoeProjectionsDiffer.code)
+        ts = dicts[-1]
+        if ts is None:
+            return Resolution(
+                module=m,
+                method="UnquantizedFusedMoEMethod",
+                ignored=bool(patterns),
+                ignored_by=patterns,
+            )
+        fmt = self.ct.scheme_format(ts)
+        w, i = ts.weights, ts.input_activations
+        try:
+            method = moe_method(w, i, fmt, self.capability)
+        except SchemeError as exc:
+            if exc.kind == "nvfp4-input":
+                self.collector.add(
+                    rules.Nvfp4InputMismatch,
+                    m.name,
+                    module=m.name,
+                    inputs=i.describe() if i else "none",
+                    ver=self.ver,
+                )
+                code = rules.Nvfp4InputMismatch.code
+            else:
+                self.collector.add(
+                    rules.UnsupportedMoeScheme,
+                    m.name,
+                    key=exc.text,
+                    module=m.name,
+                    weights=w.describe(),
+                    inputs=i.describe() if i else "none",
+                    vllm_text=exc.text,
+                    ver=self.ver,
+                )
+                code = rules.UnsupportedMoeScheme.code
+            return Resolution(module=m, method="error", weights=w, inputs=i, format=fmt, error=code)
+        # The scheme expert 0's projections would get as linears (for the report).
+        try:
+            scheme = linear_scheme(w, i, ts.output_activations, fmt, self.capability, m.name).name
+        except SchemeError:
+            scheme = method.removeprefix("CompressedTensors").removesuffix("MoEMethod")
+        # MoE methods have no capability check of their own (backends decide, see hardware);
+        # the projections' scheme minimum is reported for comparison.
+        return Resolution(
+            module=m,
+            method=method,
+            scheme=scheme,
+            min_capability=MIN_CAPABILITY.get(scheme),
+            target=ts.group,
+            weights=w,
+            inputs=i,
+            format=fmt,
+            moe_method=method,
+        )
+
+    def findings(self) -> list[Finding]:
+        out = self.collector.findings()
+        quantizable = [
+            m.name
+            for m in self.inv.modules
+            if m.receives_quant_config and (m.is_linear or m.kind in (LM_HEAD, EXPERTS))
+        ]
+        expert_names = [
+            n
+            for m in self.inv.modules
+            if m.kind == EXPERTS and m.experts
+            for n in m.experts.ckpt_names(m.name, 0)
+        ]
+        shard_names = [s.ckpt_name for m in self.inv.modules for s in m.shards]
+        names = quantizable + expert_names + shard_names
+        candidates = [p for p in self.ct.ignore if p not in self.used_ignores]
+        unused = unused_patterns(candidates, names)
+        if unused:
+            out.append(
+                rules.IgnoreMatchesNothing.make(
+                    unused, count=len(unused), n=len(unused), example=unused[0], ver=self.ver
+                )
+            )
+        return out

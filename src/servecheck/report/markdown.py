@@ -1,0 +1,120 @@
+"""Markdown report: the seed investigation's structure, generated and correct."""
+
+from __future__ import annotations
+
+from servecheck.api import CheckReport
+from servecheck.checks.registry import Severity
+from servecheck.report.summary import human_bytes, kind_rows, schemes_text
+from servecheck.report.text import _quant_line
+
+ICON = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.INFO: "ℹ️"}
+
+
+def render_markdown(report: CheckReport) -> str:
+    cfg = report.model
+    family = report.family.name if report.family else "unknown"
+    out: list[str] = [f"# servecheck report: {report.location}", ""]
+    out += ["## Overview", ""]
+    errors = [f for f in report.findings if f.severity == Severity.ERROR]
+    warnings = [f for f in report.findings if f.severity == Severity.WARNING]
+    out.append(
+        f"**Verdict: {report.verdict.upper()}** — {len(errors)} errors, "
+        f"{len(warnings)} warnings, predicted for vLLM {report.version.effective}"
+        + (f" on {report.target.name}" if report.target.kind != "none" else "")
+        + "."
+    )
+    out.append("")
+    for note in report.notes:
+        out.append(f"> {note}")
+    if report.checkpoint.config_only:
+        out.append("> Only config.json was given: tensor names, dtypes and sizes are inferred.")
+    out.append("")
+    out += ["## Model", "", "| Parameter | Value |", "|---|---|"]
+    rows = [
+        ("Architecture", cfg.architecture),
+        ("Family", family),
+        ("hidden_size", cfg.hidden_size),
+        ("num_hidden_layers", cfg.num_layers),
+        ("num_attention_heads / num_key_value_heads", f"{cfg.num_heads} / {cfg.num_kv_heads}"),
+        ("head_dim", cfg.head_dim),
+        ("intermediate_size", cfg.intermediate_size),
+        ("vocab_size", cfg.vocab_size),
+        ("dtype", cfg.dtype),
+        ("tie_word_embeddings", cfg.tie_word_embeddings),
+    ]
+    if cfg.is_moe:
+        rows += [
+            (
+                "experts (routed / shared / per token)",
+                f"{cfg.num_experts} / {cfg.num_shared_experts} / {cfg.num_experts_per_tok}",
+            ),
+            ("moe_intermediate_size", cfg.moe_intermediate_size),
+            ("first_k_dense_replace", cfg.first_k_dense_replace),
+        ]
+    if cfg.num_nextn_predict_layers:
+        rows.append(("MTP layers (num_nextn_predict_layers)", cfg.num_nextn_predict_layers))
+    rows.append(
+        (
+            "Weights",
+            human_bytes(report.total_bytes)
+            + (" (inferred)" if report.checkpoint.config_only else " (from headers)"),
+        )
+    )
+    out += [f"| {k} | {v} |" for k, v in rows]
+    out += ["", "## Quantization", "", _quant_line(report), ""]
+    if report.quant.ignore_list:
+        shown = report.quant.ignore_list[:12]
+        out.append(
+            "Ignore list ({} entries): {}{}".format(
+                len(report.quant.ignore_list),
+                ", ".join(f"`{x}`" for x in shown),
+                " …" if len(report.quant.ignore_list) > len(shown) else "",
+            )
+        )
+        out.append("")
+    out += [
+        "## Module resolution (as vLLM builds the model)",
+        "",
+        "| Kind | Count | Scheme | Min capability | Ignored | Size |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for row in kind_rows(report):
+        cap = f"sm_{row.min_capability}" if row.min_capability else "–"
+        out.append(
+            f"| `{row.kind}` | {row.count} | {schemes_text(row.schemes)} | {cap} | "
+            f"{row.ignored or '–'} | {human_bytes(row.nbytes) if row.nbytes else '–'} |"
+        )
+    out += ["", "## Findings", ""]
+    if not report.findings:
+        out.append("No findings.")
+    for f in report.findings:
+        out.append(
+            f"### {ICON[f.severity]} {f.code} `{f.name}`"
+            + (f" ({f.count} occurrences)" if f.count > 1 else "")
+        )
+        out.append("")
+        out.append(f.message)
+        out.append("")
+        if f.vllm_message:
+            out.append(f"vLLM: `{f.vllm_message}`")
+            out.append("")
+        if f.subjects:
+            shown = ", ".join(f"`{s}`" for s in f.subjects[:6])
+            out.append(f"Where: {shown}{' …' if f.count > 6 else ''}")
+            out.append("")
+        out.append(f"**Fix:** {f.fix}")
+        out.append("")
+        out.append(f"<sub>Source: {f.vllm_ref}</sub>")
+        out.append("")
+    out += ["## Recommendation", ""]
+    if errors:
+        out.append("vLLM will not load this checkpoint as it stands. In order:")
+        out.append("")
+        for i, f in enumerate(errors, 1):
+            out.append(f"{i}. **{f.code}** — {f.fix}")
+    elif warnings:
+        out.append("vLLM should load this checkpoint; review the warnings above first.")
+    else:
+        out.append("vLLM should load this checkpoint as configured.")
+    out.append("")
+    return "\n".join(out)

@@ -1,0 +1,79 @@
+"""Shared views of a CheckReport for the renderers: modules grouped by kind, sizes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from servecheck.api import CheckReport
+
+KIND_ORDER = (
+    "embedding",
+    "attn.qkv_proj",
+    "attn.mla_a_proj",
+    "attn.mla_q_proj",
+    "attn.mla_kv_b_proj",
+    "attn.o_proj",
+    "attn.kv_cache",
+    "mlp.gate_up_proj",
+    "mlp.down_proj",
+    "moe.router",
+    "moe.shared.gate_up_proj",
+    "moe.shared.down_proj",
+    "moe.experts",
+    "mtp.eh_proj",
+    "norm",
+    "lm_head",
+    "other",
+)
+
+
+@dataclass(frozen=True)
+class KindRow:
+    kind: str
+    count: int
+    schemes: dict[str, int]  # scheme (or "unquantized"/"error") -> modules
+    min_capability: int | None
+    ignored: int
+    methods: dict[str, int]
+    nbytes: int
+    mtp: int
+
+
+def kind_rows(report: CheckReport) -> list[KindRow]:
+    groups: dict[str, list] = {}
+    for r in report.resolution.resolutions:
+        groups.setdefault(r.module.kind, []).append(r)
+    rows = []
+    for kind in sorted(groups, key=lambda k: KIND_ORDER.index(k) if k in KIND_ORDER else 99):
+        rs = groups[kind]
+        schemes = Counter("error" if r.error else (r.scheme or "unquantized") for r in rs)
+        caps = [r.min_capability for r in rs if r.min_capability is not None]
+        rows.append(
+            KindRow(
+                kind=kind,
+                count=len(rs),
+                schemes=dict(schemes),
+                min_capability=max(caps) if caps else None,
+                ignored=sum(r.ignored for r in rs),
+                methods=dict(Counter(r.method for r in rs)),
+                nbytes=sum(report.module_bytes.get(r.module.name, 0) for r in rs),
+                mtp=sum(r.module.mtp for r in rs),
+            )
+        )
+    return rows
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def schemes_text(schemes: dict[str, int]) -> str:
+    if len(schemes) == 1:
+        return next(iter(schemes))
+    return ", ".join(f"{k} ×{v}" for k, v in sorted(schemes.items(), key=lambda kv: -kv[1]))

@@ -1,0 +1,151 @@
+"""Rich terminal output for `servecheck check`."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from servecheck.api import CheckReport
+from servecheck.checks.registry import Finding, Severity
+from servecheck.report.summary import human_bytes, kind_rows, schemes_text
+
+SEVERITY_STYLE = {
+    Severity.ERROR: ("✖", "bold red"),
+    Severity.WARNING: ("▲", "yellow"),
+    Severity.INFO: ("•", "cyan"),
+}
+VERDICT_STYLE = {"ok": "bold green", "warn": "bold yellow", "fail": "bold red"}
+
+
+def render_text(report: CheckReport, console: Console, verbose: bool = False) -> None:
+    console.print(_header(report))
+    console.print(_modules_table(report))
+    if report.findings:
+        console.print(Text("Findings", style="bold"))
+        for f in report.findings:
+            if f.severity == Severity.INFO and not verbose:
+                continue
+            console.print(_finding(f, verbose))
+        hidden = sum(f.severity == Severity.INFO for f in report.findings)
+        if hidden and not verbose:
+            console.print(
+                Text(f"  ({hidden} info findings hidden; --verbose shows them)", style="dim")
+            )
+    console.print(_verdict(report))
+
+
+def _header(report: CheckReport) -> Table:
+    cfg = report.model
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column()
+    family = report.family.name if report.family else "unknown family"
+    dims = f"{cfg.num_layers} layers"
+    if cfg.num_nextn_predict_layers:
+        dims += f" + {cfg.num_nextn_predict_layers} MTP"
+    dims += f", hidden {cfg.hidden_size}, {cfg.num_heads} heads / {cfg.num_kv_heads} KV"
+    if cfg.is_moe:
+        dims += f", {cfg.num_experts} experts (top-{cfg.num_experts_per_tok})"
+    t.add_row("Checkpoint", report.location)
+    t.add_row("Model", f"{cfg.architecture} ({family}): {dims}")
+    ckpt = report.checkpoint
+    if ckpt.config_only:
+        size = f"{human_bytes(report.total_bytes)} (inferred from config.json)"
+    else:
+        n = len(ckpt.tensors or {})
+        size = f"{human_bytes(report.total_bytes)} in {n:,} tensors, {len(ckpt.shards)} shards"
+    t.add_row("Weights", size)
+    t.add_row("Quantization", _quant_line(report))
+    t.add_row(
+        "vLLM",
+        f"{report.version.effective} ({report.version.source}"
+        + ("" if report.version.exact else f", asked {report.version.requested}")
+        + ")",
+    )
+    target = report.target
+    if target.kind == "gpu":
+        t.add_row("Target", f"{target.name} (sm_{target.capability})")
+    elif target.kind == "cpu":
+        t.add_row("Target", "vLLM CPU backend")
+    for note in report.notes:
+        t.add_row("Note", Text(note, style="dim"))
+    return t
+
+
+def _quant_line(report: CheckReport) -> str:
+    q = report.quant
+    if q.method is None:
+        return "none (unquantized)"
+    parts = [q.method]
+    if q.ct is not None:
+        groups: dict[str, list[str]] = {}
+        for target, ts in q.ct.targets.items():
+            groups.setdefault(ts.group, []).append(target)
+        for name, targets in groups.items():
+            ts = q.ct.targets[targets[0]]
+            acts = ts.input_activations.describe() if ts.input_activations else "none"
+            parts.append(f"{name}: W {ts.weights.describe()}, A {acts} → {', '.join(targets)}")
+        parts.append(f"ignore: {len(q.ct.ignore)} entries")
+    elif q.fp8 is not None:
+        block = q.fp8.weight_block_size
+        parts.append(f"block {block[0]}x{block[1]}" if block else "per-tensor")
+        parts.append(f"activations {q.fp8.activation_scheme}")
+        parts.append(f"ignored_layers: {len(q.fp8.ignored_layers)}")
+    return " · ".join(parts)
+
+
+def _modules_table(report: CheckReport) -> Table:
+    t = Table(title="Module resolution (vLLM naming)", title_justify="left", show_lines=False)
+    for col, justify in (
+        ("Kind", "left"),
+        ("Count", "right"),
+        ("Scheme", "left"),
+        ("Min cap", "right"),
+        ("Ignored", "right"),
+        ("Size", "right"),
+    ):
+        t.add_column(col, justify=justify)
+    for row in kind_rows(report):
+        cap = f"sm_{row.min_capability}" if row.min_capability else "-"
+        count = str(row.count) + (f" ({row.mtp} MTP)" if row.mtp else "")
+        scheme = schemes_text(row.schemes)
+        style = "red" if "error" in row.schemes else None
+        t.add_row(
+            row.kind,
+            count,
+            Text(scheme, style=style or ""),
+            cap,
+            str(row.ignored) if row.ignored else "-",
+            human_bytes(row.nbytes) if row.nbytes else "-",
+        )
+    return t
+
+
+def _finding(f: Finding, verbose: bool) -> Group:
+    icon, style = SEVERITY_STYLE[f.severity]
+    head = Text()
+    head.append(f" {icon} {f.code} ", style=style)
+    head.append(f"{f.name}: ", style="bold")
+    head.append(f.message)
+    if f.count > 1:
+        head.append(f"  [{f.count}]", style="dim")
+    lines = [head]
+    if f.vllm_message:
+        lines.append(Text(f"     vLLM: {f.vllm_message}", style="dim"))
+    lines.append(Text(f"     fix: {f.fix}", style="green"))
+    if verbose:
+        lines.append(Text(f"     source: {f.vllm_ref}", style="dim"))
+        if f.subjects:
+            shown = ", ".join(f.subjects[:5]) + (" ..." if f.count > 5 else "")
+            lines.append(Text(f"     where: {shown}", style="dim"))
+    return Group(*lines)
+
+
+def _verdict(report: CheckReport) -> Text:
+    errors = sum(f.severity == Severity.ERROR for f in report.findings)
+    warnings = sum(f.severity == Severity.WARNING for f in report.findings)
+    text = Text("\nVerdict: ")
+    text.append(report.verdict.upper(), style=VERDICT_STYLE[report.verdict])
+    text.append(f" ({errors} errors, {warnings} warnings)")
+    return text
