@@ -58,7 +58,7 @@ VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Show info findings, sources and affected modules.")
 ]
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def fail_usage(message: str) -> None:

@@ -93,6 +93,7 @@ def audit(
         findings.append(rules.MtpLayersMissing.make(n=cfg.num_nextn_predict_layers, ver=ver))
 
     c = Collector()
+    contradicted: set[str] = set()  # modules whose weight dtype contradicts their scheme
     module_bytes: Counter[str] = Counter()
     unowned = 0
     router_quant: list[str] = []
@@ -119,6 +120,7 @@ def audit(
                 router_quant.append(name)
                 continue
             if exp.role == "weight":
+                contradicted.add(m.name)
                 want = res.scheme or "unquantized (16-bit)"
                 c.add(
                     rules.DtypeContradictsScheme,
@@ -136,8 +138,13 @@ def audit(
 
     if router_quant:
         findings.append(_router_finding(router_quant, inv, ver))
-    findings += _missing(c, expected, owner, tensors, by_res, cfg, missing_layers, mtp_layers, ver)
     findings += c.findings()
+    if ckpt.shard_problems:
+        # Missing layers, tensors and heads would all be consequences of the unreadable shards.
+        findings = [f for f in findings if f.code == rules.UnreadableShard.code]
+        return AuditResult(tuple(findings), dict(module_bytes), unowned)
+    skip = set(missing_layers) | mtp_layers
+    findings += _missing(expected, owner, tensors, by_res, skip, contradicted, ver)
     findings += _tied(cfg, tensors, ver)
     return AuditResult(tuple(findings), dict(module_bytes), unowned)
 
@@ -272,25 +279,27 @@ def _router_finding(names: list[str], inv: Inventory, ver: str) -> Finding:
 
 
 def _missing(
-    c: Collector,
     expected: dict[str, Expected],
     owner: dict[str, Module],
     tensors: Mapping[str, TensorInfo],
     by_res: Mapping[str, Resolution],
-    cfg: ModelConfig,
-    missing_layers: list[int],
-    mtp_layers: set[int],
+    skip_layers: set[int],
+    contradicted: set[str],
     ver: str,
 ) -> list[Finding]:
-    skip_layers = set(missing_layers) | mtp_layers
+    """Expected tensors not stored, leaving out what other findings already explain."""
     missing = []
     for name, exp in expected.items():
         if name in tensors:
             continue
         m = owner[name]
-        if by_res[m.name].error is not None or m.kind == LM_HEAD or exp.role == "bias":
-            continue
-        if m.layer is not None and m.layer in skip_layers:
+        if (
+            by_res[m.name].error is not None
+            or m.kind == LM_HEAD  # K011 explains a missing head
+            or exp.role == "bias"
+            or m.name in contradicted
+            or (m.layer is not None and m.layer in skip_layers)
+        ):
             continue
         missing.append(name)
     if not missing:
@@ -309,8 +318,10 @@ def _tied(cfg: ModelConfig, tensors: Mapping[str, TensorInfo], ver: str) -> list
             rules.TiedEmbeddingsMismatch.make(
                 ["lm_head.weight"],
                 severity=Severity.WARNING,
-                detail="tie_word_embeddings is true but lm_head.weight is stored; vLLM ties the head "
-                "to embed_tokens and skips the stored one",
+                detail=(
+                    "tie_word_embeddings is true but lm_head.weight is stored; vLLM ties the "
+                    "head to embed_tokens and skips the stored one"
+                ),
                 fix_text="Set tie_word_embeddings to false if the stored head is meant to be used.",
                 ver=ver,
             )

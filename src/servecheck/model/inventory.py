@@ -25,9 +25,11 @@ SHARED_GATE = "moe.shared.expert_gate"
 MTP_PROJ = "mtp.eh_proj"
 OTHER = "other"
 
-# Classes that are vLLM LinearBase subclasses (their names contain "Linear").
+# Linear layer classes (vLLM LinearBase subclasses, plus "Linear": torch's nn.Linear, and the
+# guess for modules derived from tensor names).
 LINEAR_CLASSES = frozenset(
     {
+        "Linear",
         "QKVParallelLinear",
         "MergedColumnParallelLinear",
         "ColumnParallelLinear",

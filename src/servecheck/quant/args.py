@@ -67,7 +67,7 @@ class QuantArgs:
 
     @classmethod
     def parse(cls, data: Any) -> QuantArgs:
-        """Validate a QuantizationArgs JSON object; raises QuantArgsError like compressed-tensors."""
+        """Validate a QuantizationArgs object; raise QuantArgsError as compressed-tensors would."""
         if not isinstance(data, dict):
             raise QuantArgsError(f"QuantizationArgs must be an object, got {data!r}")
         extra = sorted(set(data) - KNOWN_FIELDS)

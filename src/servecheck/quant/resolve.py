@@ -296,10 +296,9 @@ class _CTResolver(_Base):
                 m.name,
             )
         except SchemeError as exc:
-            if m.kind == LM_HEAD:
-                # vLLM swallows ValueError for ParallelLMHead (NotImplementedError escapes).
-                if exc.kind == "nvfp4-input":
-                    return unquantized(m, note="scheme error swallowed for lm_head")
+            # vLLM swallows ValueError for ParallelLMHead (NotImplementedError escapes).
+            if m.kind == LM_HEAD and exc.kind == "nvfp4-input":
+                return unquantized(m, note="scheme error swallowed for lm_head")
             return self._scheme_error(m, exc, ts)
         return Resolution(
             module=m,
@@ -349,7 +348,7 @@ class _CTResolver(_Base):
         )
 
     def resolve_embedding(self, m: Module) -> Resolution:
-        ts, ignored, patterns, via = self.scheme_dict(m.name, m.layer_class, self.targets)
+        ts, ignored, patterns, _ = self.scheme_dict(m.name, m.layer_class, self.targets)
         if ignored or ts is None:
             return Resolution(
                 module=m, method="UnquantizedEmbeddingMethod", ignored=ignored, ignored_by=patterns

@@ -1,0 +1,109 @@
+"""The command line: exit codes, JSON contract, markdown sections, rules."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from conftest import EXAMPLES, FIXTURES
+from fixtures import broken
+from servecheck.checks.registry import all_rules
+from servecheck.cli import app
+
+runner = CliRunner()
+
+
+def test_json_contract():
+    result = runner.invoke(
+        app, ["check", str(EXAMPLES / "glm-4.5-air-derestricted-fp8"), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["verdict"] == "ok"
+    assert data["model"]["architecture"] == "Glm4MoeForCausalLM"
+    assert data["model"]["family"] == "GLM-4.5-Air"
+    assert data["quantization"]["method"] == "compressed-tensors"
+    qkv = next(m for m in data["modules"] if m["name"] == "model.layers.3.self_attn.qkv_proj")
+    assert qkv["kind"] == "attn.qkv_proj" and qkv["scheme"] == "W8A8Fp8"
+    assert qkv["min_capability"] == 89
+    assert {"code", "severity", "message"} <= set(data["findings"][0])
+
+
+def test_exit_code_one_on_errors(tmp_path):
+    path = broken.ignore_only_q_proj(broken.fixture("llama-FP8_DYNAMIC"), tmp_path / "c")
+    result = runner.invoke(app, ["check", str(path)])
+    assert result.exit_code == 1
+    assert "R001" in result.output and "FAIL" in result.output
+
+
+def test_exit_code_two_on_bad_input(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    result = runner.invoke(app, ["check", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.output
+    result = runner.invoke(app, ["check", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_unknown_architecture_without_tensors_is_bad_input(tmp_path):
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["FooForCausalLM"],
+                "hidden_size": 8,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 1,
+                "vocab_size": 8,
+            }
+        )
+    )
+    result = runner.invoke(app, ["check", str(tmp_path)])
+    assert result.exit_code == 2 and "not an architecture servecheck models" in result.output
+
+
+def test_unknown_architecture_with_tensors_is_derived(tmp_path):
+    import shutil
+
+    src = FIXTURES / "llama-FP8_DYNAMIC"
+    shutil.copy(src / "model.safetensors", tmp_path)
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["architectures"] = ["MysteryForCausalLM"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    result = runner.invoke(app, ["check", str(tmp_path), "--format", "json"])
+    data = json.loads(result.stdout)
+    assert data["model"]["modelled"] is False
+    assert "K016" in [f["code"] for f in data["findings"]]
+    q = next(m for m in data["modules"] if m["name"] == "model.layers.0.self_attn.q_proj")
+    assert q["scheme"] == "W8A8Fp8"
+
+
+def test_markdown_sections():
+    result = runner.invoke(app, ["check", str(EXAMPLES / "glm-4.5-fp8"), "-f", "markdown"])
+    for heading in (
+        "## Overview",
+        "## Model",
+        "## Quantization",
+        "## Module resolution",
+        "## Findings",
+        "## Recommendation",
+    ):
+        assert heading in result.stdout
+    assert "GLM-4.5 " in result.stdout or "| Family | GLM-4.5 |" in result.stdout
+
+
+def test_rules_list_and_explain():
+    result = runner.invoke(app, ["rules"])
+    assert result.exit_code == 0
+    for code in all_rules():
+        assert code in result.stdout
+    result = runner.invoke(app, ["rules", "R001"])
+    assert "fused-shards-differ" in result.stdout and "Fix" in result.stdout
+    assert runner.invoke(app, ["rules", "Z999"]).exit_code == 2
+
+
+def test_every_rule_documents_itself():
+    for code, rule in all_rules().items():
+        doc = rule.doc()
+        assert len(doc.splitlines()) >= 3, code
+        assert rule.vllm_ref
