@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from servecheck.checks.collect import Collector
-from servecheck.checks.expected import Expected, module_tensors
+from servecheck.checks.expected import Spec, expert_specs, prefix_specs
 from servecheck.checks.registry import Finding, Severity
 from servecheck.checks.rules import checkpoint as rules
 from servecheck.model.config import ModelConfig
@@ -55,6 +55,51 @@ class AuditResult:
     unowned_bytes: int = 0
 
 
+@dataclass
+class _Owner:
+    """Who owns a checkpoint prefix, and what it must hold."""
+
+    module: Module
+    specs: dict[str, Spec]  # suffix -> spec
+
+
+class _Index:
+    """Checkpoint prefix -> owner, with experts matched by pattern instead of enumeration."""
+
+    def __init__(self, inv: Inventory, by_res: Mapping[str, Resolution]):
+        self.prefixes: dict[str, _Owner] = {}
+        self.experts: dict[str, tuple[Module, dict[str, _Owner]]] = {}
+        for m in inv.modules:
+            res = by_res[m.name]
+            if m.kind == EXPERTS and m.experts is not None:
+                projs = {
+                    proj: _Owner(m, {s.suffix: s for s in specs})
+                    for proj, specs in expert_specs(m, res).items()
+                }
+                self.experts[m.name] = (m, projs)
+                continue
+            for prefix, specs in prefix_specs(m, res).items():
+                owner = self.prefixes.setdefault(prefix, _Owner(m, {}))
+                owner.specs.update({s.suffix: s for s in specs})
+            self.prefixes.setdefault(m.name, _Owner(m, {}))
+
+    def lookup(self, prefix: str) -> _Owner | None:
+        owner = self.prefixes.get(prefix)
+        if owner is not None:
+            return owner
+        # "<experts module>.<e>.<projection>"
+        head, _, proj = prefix.rpartition(".")
+        base, _, expert = head.rpartition(".")
+        hit = self.experts.get(base)
+        if hit is None or not expert.isdigit():
+            return None
+        module, projs = hit
+        assert module.experts is not None
+        if int(expert) >= module.experts.num_experts:
+            return None
+        return projs.get(proj)
+
+
 def audit(
     ckpt: Checkpoint,
     cfg: ModelConfig,
@@ -67,13 +112,7 @@ def audit(
     findings += _file_findings(ckpt, ver)
     tensors = ckpt.tensors or {}
     by_res = resolved.by_name()
-    owner: dict[str, Module] = {}
-    expected: dict[str, Expected] = {}
-    for m in inv.modules:
-        for exp in module_tensors(m, by_res[m.name]):
-            expected[exp.name] = exp
-            owner[exp.name] = m
-    prefixes = _prefix_owners(inv)
+    index = _Index(inv, by_res)
 
     stored_layers = {int(mt.group(1)) for n in tensors if (mt := _LAYER.match(n))}
     base_layers = set(range(cfg.num_layers))
@@ -98,28 +137,28 @@ def audit(
     unowned = 0
     router_quant: list[str] = []
     for name, t in tensors.items():
-        m = owner.get(name) or prefixes.get(name.rsplit(".", 1)[0])
-        if m is None:
+        prefix, _, suffix = name.rpartition(".")
+        owner = index.lookup(prefix)
+        if owner is None:
             unowned += t.nbytes
-            _unexpected(c, name, t, inv, cfg, ver)
+            _unexpected(c, name, inv, ver)
             continue
+        m = owner.module
         module_bytes[m.name] += t.nbytes
-        exp = expected.get(name)
+        spec = owner.specs.get(suffix)
         res = by_res[m.name]
-        if exp is None:
+        if spec is None:
             if m.kind == ROUTER and not m.receives_quant_config:
                 router_quant.append(name)
-                continue
-            if res.error is None:
-                _unexpected(c, name, t, inv, cfg, ver, module=m)
+            elif res.error is None:
+                _unexpected(c, name, inv, ver, module=m)
             continue
         if res.error is not None:
             continue
-        if exp.dtypes is not None and t.dtype not in exp.dtypes:
+        if spec.dtypes is not None and t.dtype not in spec.dtypes:
             if m.kind == ROUTER and not m.receives_quant_config and t.dtype.startswith("F8"):
                 router_quant.append(name)
-                continue
-            if exp.role == "weight":
+            elif spec.role == "weight":
                 contradicted.add(m.name)
                 want = res.scheme or "unquantized (16-bit)"
                 c.add(
@@ -131,9 +170,9 @@ def audit(
                     ver=ver,
                 )
             continue
-        if exp.shape is not None and t.shape != exp.shape:
+        if spec.shape is not None and t.shape != spec.shape:
             c.add(
-                rules.ShapeMismatch, name, stored=list(t.shape), expected=list(exp.shape), ver=ver
+                rules.ShapeMismatch, name, stored=list(t.shape), expected=list(spec.shape), ver=ver
             )
 
     if router_quant:
@@ -144,23 +183,9 @@ def audit(
         findings = [f for f in findings if f.code == rules.UnreadableShard.code]
         return AuditResult(tuple(findings), dict(module_bytes), unowned)
     skip = set(missing_layers) | mtp_layers
-    findings += _missing(expected, owner, tensors, by_res, skip, contradicted, ver)
+    findings += _missing(index, tensors, by_res, skip, contradicted, ver)
     findings += _tied(cfg, tensors, ver)
     return AuditResult(tuple(findings), dict(module_bytes), unowned)
-
-
-def _prefix_owners(inv: Inventory) -> dict[str, Module]:
-    """Checkpoint prefixes (module, shard and expert projection names) -> module."""
-    out: dict[str, Module] = {}
-    for m in inv.modules:
-        out[m.name] = m
-        for s in m.shards:
-            out[s.ckpt_name] = m
-        if m.kind == EXPERTS and m.experts:
-            for e in range(m.experts.num_experts):
-                for n in m.experts.ckpt_names(m.name, e):
-                    out[n] = m
-    return out
 
 
 def _file_findings(ckpt: Checkpoint, ver: str) -> list[Finding]:
@@ -191,13 +216,7 @@ def _file_findings(ckpt: Checkpoint, ver: str) -> list[Finding]:
 
 
 def _unexpected(
-    c: Collector,
-    name: str,
-    t: TensorInfo,
-    inv: Inventory,
-    cfg: ModelConfig,
-    ver: str,
-    module: Module | None = None,
+    c: Collector, name: str, inv: Inventory, ver: str, module: Module | None = None
 ) -> None:
     """A tensor with no parameter: does the loader drop it, skip it, or raise?"""
     rules_ = inv.loader
@@ -279,8 +298,7 @@ def _router_finding(names: list[str], inv: Inventory, ver: str) -> Finding:
 
 
 def _missing(
-    expected: dict[str, Expected],
-    owner: dict[str, Module],
+    index: _Index,
     tensors: Mapping[str, TensorInfo],
     by_res: Mapping[str, Resolution],
     skip_layers: set[int],
@@ -288,20 +306,30 @@ def _missing(
     ver: str,
 ) -> list[Finding]:
     """Expected tensors not stored, leaving out what other findings already explain."""
-    missing = []
-    for name, exp in expected.items():
-        if name in tensors:
-            continue
-        m = owner[name]
-        if (
+
+    def skipped(m: Module, spec: Spec) -> bool:
+        return (
             by_res[m.name].error is not None
             or m.kind == LM_HEAD  # K011 explains a missing head
-            or exp.role == "bias"
+            or spec.role == "bias"
             or m.name in contradicted
             or (m.layer is not None and m.layer in skip_layers)
-        ):
-            continue
-        missing.append(name)
+        )
+
+    missing = []
+    for prefix, owner in index.prefixes.items():
+        for spec in owner.specs.values():
+            name = f"{prefix}.{spec.suffix}"
+            if name not in tensors and not skipped(owner.module, spec):
+                missing.append(name)
+    for m, projs in index.experts.values():
+        assert m.experts is not None
+        for e in range(m.experts.num_experts):
+            for proj, owner in projs.items():
+                for spec in owner.specs.values():
+                    name = f"{m.name}.{e}.{proj}.{spec.suffix}"
+                    if name not in tensors and not skipped(m, spec):
+                        missing.append(name)
     if not missing:
         return []
     return [

@@ -13,6 +13,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from servecheck.errors import InputError
 
@@ -43,9 +44,8 @@ DTYPE_BITS: dict[str, int] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class TensorInfo:
-    """One tensor as the header describes it."""
+class TensorInfo(NamedTuple):
+    """One tensor as the header describes it (a NamedTuple: tens of thousands are made)."""
 
     name: str
     dtype: str
@@ -111,11 +111,15 @@ def _parse_header(path: Path, header: dict, header_len: int, file_size: int) -> 
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
         raise InputError(f"{path.name}: __metadata__ is not an object")
+    shard = path.name
     tensors: list[TensorInfo] = []
     data_end = 0
     for name, entry in header.items():
-        tensors.append(_parse_entry(path, name, entry))
-        data_end = max(data_end, entry["data_offsets"][1])
+        info = _parse_entry(shard, name, entry)
+        tensors.append(info)
+        end = entry["data_offsets"][1]
+        if end > data_end:
+            data_end = end
     return ShardHeader(
         path=path,
         header_bytes=header_len,
@@ -126,28 +130,34 @@ def _parse_header(path: Path, header: dict, header_len: int, file_size: int) -> 
     )
 
 
-def _parse_entry(path: Path, name: str, entry: object) -> TensorInfo:
-    where = f"{path.name}: tensor {name!r}"
-    if not isinstance(entry, dict):
-        raise InputError(f"{where}: entry is not an object")
+def _parse_entry(shard: str, name: str, entry: object) -> TensorInfo:
+    """Validate one header entry. Written for speed: this runs once per tensor."""
+    if type(entry) is not dict:
+        raise InputError(f"{shard}: tensor {name!r}: entry is not an object")
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if dtype not in DTYPE_BITS:
-        raise InputError(f"{where}: unknown dtype {dtype!r}")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise InputError(f"{where}: shape {shape!r} is not a list of non-negative integers")
-    if (
-        not isinstance(offsets, list)
-        or len(offsets) != 2
-        or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
-        or offsets[1] < offsets[0]
-    ):
-        raise InputError(f"{where}: data_offsets {offsets!r} are invalid")
-    nbytes = offsets[1] - offsets[0]
-    expected = math.ceil(math.prod(shape) * DTYPE_BITS[dtype] / 8)
+    bits = DTYPE_BITS.get(dtype)  # type: ignore[arg-type]
+    if bits is None:
+        raise InputError(f"{shard}: tensor {name!r}: unknown dtype {dtype!r}")
+    if type(shape) is not list:
+        raise InputError(f"{shard}: tensor {name!r}: shape {shape!r} is not a list")
+    numel = 1
+    for dim in shape:
+        if type(dim) is not int or dim < 0:
+            raise InputError(
+                f"{shard}: tensor {name!r}: shape {shape!r} is not a list of non-negative integers"
+            )
+        numel *= dim
+    try:
+        begin, end = offsets  # type: ignore[misc]
+    except (TypeError, ValueError):
+        begin = end = None
+    if type(begin) is not int or type(end) is not int or begin < 0 or end < begin:
+        raise InputError(f"{shard}: tensor {name!r}: data_offsets {offsets!r} are invalid")
+    nbytes = end - begin
+    expected = (numel * bits + 7) // 8
     if nbytes != expected:
         raise InputError(
-            f"{where}: data_offsets span {nbytes} bytes but {dtype}{shape} needs {expected}"
+            f"{shard}: tensor {name!r}: data_offsets span {nbytes} bytes but {dtype}{shape} needs "
+            f"{expected}"
         )
-    return TensorInfo(name=name, dtype=dtype, shape=tuple(shape), nbytes=nbytes, shard=path.name)
+    return TensorInfo(name, dtype, tuple(shape), nbytes, shard)
