@@ -29,3 +29,31 @@ def test_seed_working_config_is_glm45_not_air():
     # Norms, biases and router gates in the ignore list change nothing: vLLM never quantizes them.
     assert r009.count > 700
     assert all(("norm" in s or "bias" in s or "gate" in s or "embed" in s) for s in r009.subjects)
+
+
+def test_gpt_oss_config_only_is_modelled(tmp_path):
+    import json
+
+    from servecheck.api import check
+
+    # gpt-oss-20b's public architecture fields (openai/gpt-oss-20b config.json), MXFP4 experts.
+    cfg = {
+        "architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "hidden_size": 2880,
+        "intermediate_size": 2880, "num_hidden_layers": 24, "num_attention_heads": 64,
+        "num_key_value_heads": 8, "head_dim": 64, "num_local_experts": 32,
+        "num_experts_per_tok": 4, "vocab_size": 201088, "sliding_window": 128,
+        "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+        "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": [
+            "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens",
+            "lm_head"]},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    report = check(tmp_path)
+    assert report.family.name == "gpt-oss-20b"
+    experts = [r for r in report.resolution.resolutions if r.module.kind == "moe.experts"]
+    assert {r.method for r in experts} == {"GptOssMxfp4MoEMethod"}
+    assert {r.scheme for r in report.resolution.resolutions if r.module.kind != "moe.experts"} == {
+        None
+    }
+    # openai/gpt-oss-20b ships 13.76 GB of safetensors (12.8 GiB).
+    assert 12.5 * 2**30 < report.total_bytes < 13.2 * 2**30

@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from servecheck.checks.collect import Collector
-from servecheck.checks.expected import Spec, expert_specs, prefix_specs
+from servecheck.checks.expected import Spec, expert_specs, per_expert, prefix_specs
 from servecheck.checks.registry import Finding, Severity
 from servecheck.checks.rules import checkpoint as rules
 from servecheck.model.config import ModelConfig
-from servecheck.model.inventory import EXPERTS, LM_HEAD, ROUTER, Inventory, Module
+from servecheck.model.inventory import LM_HEAD, ROUTER, Inventory, Module
 from servecheck.quant.resolve import Resolution, ResolutionResult
 from servecheck.source.local import Checkpoint
 from servecheck.source.safetensors import TensorInfo
@@ -71,7 +71,7 @@ class _Index:
         self.experts: dict[str, tuple[Module, dict[str, _Owner]]] = {}
         for m in inv.modules:
             res = by_res[m.name]
-            if m.kind == EXPERTS and m.experts is not None:
+            if per_expert(m):
                 projs = {
                     proj: _Owner(m, {s.suffix: s for s in specs})
                     for proj, specs in expert_specs(m, res).items()
@@ -81,7 +81,7 @@ class _Index:
             for prefix, specs in prefix_specs(m, res).items():
                 owner = self.prefixes.setdefault(prefix, _Owner(m, {}))
                 owner.specs.update({s.suffix: s for s in specs})
-            self.prefixes.setdefault(m.name, _Owner(m, {}))
+            self.prefixes.setdefault(m.ckpt_prefix, _Owner(m, {}))
 
     def lookup(self, prefix: str) -> _Owner | None:
         owner = self.prefixes.get(prefix)
@@ -153,7 +153,7 @@ def audit(
             elif res.error is None:
                 _unexpected(c, name, inv, ver, module=m)
             continue
-        if res.error is not None:
+        if res.error is not None or spec.role == "estimate":
             continue
         if spec.dtypes is not None and t.dtype not in spec.dtypes:
             if m.kind == ROUTER and not m.receives_quant_config and t.dtype.startswith("F8"):
@@ -311,7 +311,7 @@ def _missing(
         return (
             by_res[m.name].error is not None
             or m.kind == LM_HEAD  # K011 explains a missing head
-            or spec.role == "bias"
+            or spec.role in ("bias", "estimate")
             or m.name in contradicted
             or (m.layer is not None and m.layer in skip_layers)
         )

@@ -90,12 +90,74 @@ def linear_specs(
             out.append(Spec("weight_scale_inv", SCALE_DTYPES, shape, "scale"))
         else:
             out.append(Spec("weight_scale", SCALE_DTYPES, None, "scale"))
+    elif scheme in ESTIMATED_LAYOUTS and w is not None:
+        out.extend(ESTIMATED_LAYOUTS[scheme](out_f, in_f, w.num_bits, w.group_size or in_f))
     else:
-        # Schemes not laid out tensor by tensor (AWQ, GPTQ, ...): nothing is checked.
         return []
     if bias:
         out.append(Spec("bias", None, (out_f,), "bias"))
     return out
+
+
+def _gptq(out_f: int, in_f: int, bits: int, group: int) -> list[Spec]:
+    # AutoGPTQ layout: qweight [in*bits/32, out], qzeros [in/g, out*bits/32], scales [in/g, out]
+    return [
+        Spec("qweight", frozenset({"I32"}), (in_f * bits // 32, out_f), "estimate"),
+        Spec("qzeros", frozenset({"I32"}), (in_f // group, out_f * bits // 32), "estimate"),
+        Spec("scales", frozenset({"F16"}), (in_f // group, out_f), "estimate"),
+        Spec("g_idx", frozenset({"I32"}), (in_f,), "estimate"),
+    ]
+
+
+def _awq(out_f: int, in_f: int, bits: int, group: int) -> list[Spec]:
+    # AutoAWQ layout: qweight [in, out*bits/32], qzeros [in/g, out*bits/32], scales [in/g, out]
+    return [
+        Spec("qweight", frozenset({"I32"}), (in_f, out_f * bits // 32), "estimate"),
+        Spec("qzeros", frozenset({"I32"}), (in_f // group, out_f * bits // 32), "estimate"),
+        Spec("scales", frozenset({"F16"}), (in_f // group, out_f), "estimate"),
+    ]
+
+
+def _modelopt_fp8(out_f: int, in_f: int, bits: int, group: int) -> list[Spec]:
+    return [
+        Spec("weight", FP8, (out_f, in_f), "estimate"),
+        Spec("weight_scale", frozenset({"F32"}), (), "estimate"),
+        Spec("input_scale", frozenset({"F32"}), (), "estimate"),
+    ]
+
+
+def _modelopt_fp4(out_f: int, in_f: int, bits: int, group: int) -> list[Spec]:
+    return [
+        Spec("weight", frozenset({"U8"}), (out_f, in_f // 2), "estimate"),
+        Spec("weight_scale", FP8, (out_f, in_f // 16), "estimate"),
+        Spec("weight_scale_2", frozenset({"F32"}), (), "estimate"),
+        Spec("input_scale", frozenset({"F32"}), (), "estimate"),
+    ]
+
+
+def _bnb(out_f: int, in_f: int, bits: int, group: int) -> list[Spec]:
+    if bits == 8:
+        return [
+            Spec("weight", frozenset({"I8"}), (out_f, in_f), "estimate"),
+            Spec("SCB", frozenset({"F32"}), (out_f,), "estimate"),
+        ]
+    return [
+        Spec("weight", frozenset({"U8"}), (out_f * in_f // 2, 1), "estimate"),
+        Spec("absmax", frozenset({"F32"}), (out_f * in_f // 64,), "estimate"),
+    ]
+
+
+# Layouts of methods servecheck sizes but does not audit tensor by tensor: used for bytes when
+# only a config is given (role "estimate": never reported missing or mismatched).
+ESTIMATED_LAYOUTS = {
+    "GPTQ": _gptq,
+    "GPTQ_MARLIN": _gptq,
+    "AWQ": _awq,
+    "AWQ_MARLIN": _awq,
+    "MODELOPT": _modelopt_fp8,
+    "MODELOPT_FP4": _modelopt_fp4,
+    "BITSANDBYTES": _bnb,
+}
 
 
 def _fp8_scale(res: Resolution, out_f: int, in_f: int) -> tuple[int, ...] | None:
@@ -119,8 +181,37 @@ def prefix_specs(m: Module, res: Resolution) -> dict[str, list[Spec]]:
         )
     for p in m.params:
         dtypes = frozenset({p.dtype}) | FLOAT_DTYPES if p.dtype else FLOAT_DTYPES
-        out.setdefault(m.name, []).append(Spec(p.suffix, dtypes, p.shape, "param"))
+        out.setdefault(m.ckpt_prefix, []).append(Spec(p.suffix, dtypes, p.shape, "param"))
+    if m.kind == EXPERTS and m.experts is not None and m.experts.fused_layout == "gpt_oss":
+        out[m.ckpt_prefix] = gpt_oss_expert_specs(m, res)
     return out
+
+
+def gpt_oss_expert_specs(m: Module, res: Resolution) -> list[Spec]:
+    """gpt-oss stores all experts fused: MXFP4 blocks of 32 values (16 bytes) with one U8
+    exponent scale per block, or plain [E, in, out] tensors when unquantized (vLLM 0.33
+    models/gpt_oss.py hf_to_vllm_mapper and GptOssMxfp4MoEMethod.create_weights)."""
+    ex = m.experts
+    assert ex is not None
+    e, h, i = ex.num_experts, ex.hidden_size, ex.intermediate_size
+    bias = [
+        Spec("gate_up_proj_bias", FLOAT_DTYPES, (e, 2 * i), "bias"),
+        Spec("down_proj_bias", FLOAT_DTYPES, (e, h), "bias"),
+    ]
+    if res.scheme is None:
+        return [
+            Spec("gate_up_proj", FLOAT_DTYPES, (e, h, 2 * i), "weight"),
+            Spec("down_proj", FLOAT_DTYPES, (e, i, h), "weight"),
+            *bias,
+        ]
+    u8 = frozenset({"U8"})
+    return [
+        Spec("gate_up_proj_blocks", u8, (e, 2 * i, h // 32, 16), "weight"),
+        Spec("gate_up_proj_scales", u8, (e, 2 * i, h // 32), "scale"),
+        Spec("down_proj_blocks", u8, (e, h, i // 32, 16), "weight"),
+        Spec("down_proj_scales", u8, (e, h, i // 32), "scale"),
+        *bias,
+    ]
 
 
 def expert_specs(m: Module, res: Resolution) -> dict[str, list[Spec]]:
@@ -135,9 +226,15 @@ def expert_specs(m: Module, res: Resolution) -> dict[str, list[Spec]]:
     }
 
 
+def per_expert(m: Module) -> bool:
+    """Whether the module's experts are stored one tensor set per expert."""
+    return m.kind == EXPERTS and m.experts is not None and m.experts.fused_layout is None
+
+
 def module_tensors(m: Module, res: Resolution) -> Iterator[Expected]:
     """Every fully named tensor the checkpoint must hold for module `m` resolved as `res`."""
-    if m.kind == EXPERTS and m.experts is not None:
+    if per_expert(m):
+        assert m.experts is not None
         specs = expert_specs(m, res)
         for e in range(m.experts.num_experts):
             for proj, proj_specs in specs.items():

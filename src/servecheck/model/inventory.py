@@ -60,6 +60,9 @@ class Experts:
     gate_name: str = "gate_proj"
     up_name: str = "up_proj"
     down_name: str = "down_proj"
+    # None: one tensor set per expert ("experts.{e}.gate_proj.weight"); "gpt_oss": all experts
+    # fused into 3-D tensors ("experts.gate_up_proj_blocks", ...).
+    fused_layout: str | None = None
 
     def ckpt_names(self, prefix: str, expert: int) -> tuple[str, str, str]:
         return (
@@ -96,6 +99,9 @@ class Module:
     mtp: bool = False
     # A dtype vLLM always allocates the weight in (GLM's fp32 router), None = the model dtype.
     weight_dtype: str | None = None
+    # Checkpoint prefix of the module's own params when it differs from the vLLM name
+    # (gpt-oss: model.embedding <- model.embed_tokens).
+    ckpt_name: str | None = None
     # How tensor parallelism splits it: column, row, replicated, vocab, experts, none.
     tp_split: str = "none"
 
@@ -110,6 +116,10 @@ class Module:
     @property
     def short_name(self) -> str:
         return self.name.rsplit(".", 1)[-1]
+
+    @property
+    def ckpt_prefix(self) -> str:
+        return self.ckpt_name or self.name
 
 
 @dataclass(frozen=True)

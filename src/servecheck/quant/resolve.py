@@ -130,13 +130,40 @@ class _PlainResolver(_Base):
     ):
         super().__init__(inventory, version, capability)
         self.quant = quant
-        excluded = quant.other.excluded if quant.other else ()
-        self.excluded = excluded
+        other = quant.other
+        self.excluded = other.excluded if other else ()
+        # Bits and group size of the method, for sizing (config-only) and the report.
+        self.weights = None
+        if other is not None and other.bits:
+            is_float = (quant.method or "").startswith("modelopt")
+            self.weights = QuantArgs(
+                num_bits=other.bits,
+                type="float" if is_float else "int",
+                group_size=other.group_size if other.group_size and other.group_size > 0 else None,
+                strategy="group" if other.group_size and other.group_size > 0 else "channel",
+            )
+
+    def _mxfp4(self, m: Module) -> Resolution:
+        """vLLM 0.33 quantization/mxfp4.py Mxfp4Config.get_quant_method: linears stay
+        unquantized; routed experts get the MXFP4 MoE method (GptOssMxfp4MoEMethod for gpt-oss,
+        whose config the override maps to gpt_oss_mxfp4). Config min capability 80."""
+        if m.kind != EXPERTS:
+            return unquantized(m, note="MXFP4 linear layers fall back to unquantized")
+        gpt_oss = self.inv.architecture == "GptOssForCausalLM"
+        return Resolution(
+            module=m,
+            method="GptOssMxfp4MoEMethod" if gpt_oss else "Mxfp4MoEMethod",
+            scheme="Mxfp4",
+            min_capability=80,
+            moe_method="GptOssMxfp4MoEMethod" if gpt_oss else "Mxfp4MoEMethod",
+        )
 
     def resolve(self, m: Module) -> Resolution:
         method = self.quant.method
         if method is None or not m.receives_quant_config or not (m.is_linear or m.kind == EXPERTS):
             return unquantized(m)
+        if method in ("mxfp4", "gpt_oss_mxfp4"):
+            return self._mxfp4(m)
         if any(
             m.name == e or m.name.startswith(e + ".") or _glob(m.name, e) for e in self.excluded
         ):
@@ -144,6 +171,7 @@ class _PlainResolver(_Base):
         return Resolution(
             module=m,
             method=f"{method} (not modelled)",
+            weights=self.weights,
             scheme=method.upper(),
             note="per-module rules for this method are not modelled",
         )

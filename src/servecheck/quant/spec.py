@@ -144,6 +144,8 @@ def parse_quant(config: dict, hf_quant_config: dict | None, version: VllmVersion
             method, source, raw, problems=(rules.UnknownQuantMethod.make(method=method, ver=ver),)
         )
     other = parse_other(method, raw)
+    if method in ("mxfp4", "gpt_oss_mxfp4"):
+        return QuantSpec(method, source, raw, other=other)  # resolved per module (resolve.py)
     note = rules.MethodRulesNotModelled.make(
         method=method, method_file=METHOD_FILES.get(method, f"{method}.py"), ver=ver
     )

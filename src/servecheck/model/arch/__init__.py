@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from servecheck.errors import InputError
-from servecheck.model.arch import deepseek, dense, moe
+from servecheck.model.arch import deepseek, dense, gpt_oss, moe
 from servecheck.model.arch.generic import build_from_tensors
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import Inventory
@@ -22,6 +22,7 @@ BUILDERS: dict[str, Callable[[ModelConfig], Inventory]] = {
     "Glm4MoeForCausalLM": moe.build_glm4_moe,
     "DeepseekV2ForCausalLM": deepseek.build,
     "DeepseekV3ForCausalLM": deepseek.build,
+    "GptOssForCausalLM": gpt_oss.build,
 }
 
 
