@@ -114,7 +114,7 @@ def audit(
     by_res = resolved.by_name()
     index = _Index(inv, by_res)
 
-    stored_layers = {int(mt.group(1)) for n in tensors if (mt := _LAYER.match(n))}
+    stored_layers = _stored_layers(tensors)
     base_layers = set(range(cfg.num_layers))
     mtp_layers = set(range(cfg.num_layers, cfg.num_layers + cfg.num_nextn_predict_layers))
     missing_layers = sorted(base_layers - stored_layers)
@@ -136,9 +136,10 @@ def audit(
     module_bytes: Counter[str] = Counter()
     unowned = 0
     router_quant: list[str] = []
+    prefixes = index.prefixes
     for name, t in tensors.items():
         prefix, _, suffix = name.rpartition(".")
-        owner = index.lookup(prefix)
+        owner = prefixes.get(prefix) or index.lookup(prefix)
         if owner is None:
             unowned += t.nbytes
             _unexpected(c, name, inv, ver)
@@ -186,6 +187,15 @@ def audit(
     findings += _missing(index, tensors, by_res, skip, contradicted, ver)
     findings += _tied(cfg, tensors, ver)
     return AuditResult(tuple(findings), dict(module_bytes), unowned)
+
+
+def _stored_layers(tensors: Mapping[str, TensorInfo]) -> set[int]:
+    """Decoder layer indices present, from names starting `model.layers.<i>.`."""
+    layers: set[str] = set()
+    for name in tensors:
+        if name.startswith("model.layers."):
+            layers.add(name[13 : name.find(".", 13)])
+    return {int(x) for x in layers if x.isdigit()}
 
 
 def _file_findings(ckpt: Checkpoint, ver: str) -> list[Finding]:
