@@ -12,6 +12,8 @@ from __future__ import annotations
 import typer
 
 from servecheck.commands import check, rules
+from servecheck.commands import compare as compare_cmd
+from servecheck.commands import fix as fix_cmd
 
 app = typer.Typer(
     name="servecheck",
@@ -23,6 +25,8 @@ app = typer.Typer(
 )
 app.command(epilog=check.EPILOG)(check.check)
 app.command()(rules.rules)
+app.command(epilog=fix_cmd.EPILOG)(fix_cmd.fix)
+app.command(epilog=compare_cmd.EPILOG)(compare_cmd.compare)
 
 
 def main() -> None:
