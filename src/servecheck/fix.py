@@ -25,6 +25,7 @@ Strategies:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import json
 import os
@@ -37,7 +38,9 @@ from pathlib import Path
 import regex
 
 from servecheck.api import CheckReport
+from servecheck.checks.audit import audit
 from servecheck.checks.expected import FLOAT_DTYPES, linear_specs
+from servecheck.checks.registry import Finding
 from servecheck.model.inventory import (
     ATTENTION,
     EMBEDDING,
@@ -359,6 +362,18 @@ def with_ignore(report: CheckReport, entries: Sequence[str]) -> dict:
         node = node[k]
     node[loc.key] = list(entries)
     return config
+
+
+def recheck_findings(report: CheckReport, config: dict) -> tuple[Finding, ...]:
+    """The quantization, resolution and audit findings `check` would report for the same
+    checkpoint with another config.json, computed in memory (the ignore-list checks; the full
+    `check` is re-run on an overlay by run_fix)."""
+    quant, resolution = resolve_config(report, config)
+    findings: list[Finding] = [*quant.problems, *resolution.findings]
+    if not report.checkpoint.config_only:
+        ckpt = dataclasses.replace(report.checkpoint, config=config)
+        findings += audit(ckpt, report.model, report.inventory, resolution, report.version).findings
+    return tuple(findings)
 
 
 def resolve_config(report: CheckReport, config: dict) -> tuple[QuantSpec, ResolutionResult]:
@@ -933,7 +948,16 @@ class FixProposal:
     remaining: tuple[Disagreement, ...]  # problems the new list leaves (not fixable by config)
     config: dict
     resolution: ResolutionResult
+    # quantization/resolution/audit findings with the new config (in memory)
+    after_findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def resolved_codes(self) -> tuple[str, ...]:
+        """Fixable finding codes of the original check that the new config removes."""
+        before = {f.code for f in self.report.findings if f.code in FIXABLE_CODES}
+        after = {f.code for f in self.after_findings}
+        return tuple(sorted(before - after))
 
     @property
     def changed(self) -> bool:
@@ -1019,6 +1043,7 @@ def propose(report: CheckReport, strategy: str = "checkpoint") -> FixProposal:
         remaining=remaining,
         config=config,
         resolution=resolution,
+        after_findings=recheck_findings(report, config),
         notes=tuple(notes),
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from servecheck.api import CheckReport
 from servecheck.checks.registry import Severity
+from servecheck.report.action_plan import action_plan
 from servecheck.report.summary import human_bytes, kind_rows, schemes_text
 from servecheck.report.text import _quant_line
 
@@ -106,15 +107,6 @@ def render_markdown(report: CheckReport) -> str:
         out.append("")
         out.append(f"<sub>Source: {f.vllm_ref}</sub>")
         out.append("")
-    out += ["## Recommendation", ""]
-    if errors:
-        out.append("vLLM will not load this checkpoint as it stands. In order:")
-        out.append("")
-        for i, f in enumerate(errors, 1):
-            out.append(f"{i}. **{f.code}** — {f.fix}")
-    elif warnings:
-        out.append("vLLM should load this checkpoint; review the warnings above first.")
-    else:
-        out.append("vLLM should load this checkpoint as configured.")
-    out.append("")
+    # Generated from the findings and a verified `servecheck fix` proposal.
+    out += action_plan(report)
     return "\n".join(out)
