@@ -17,7 +17,6 @@ def action_plan(report: CheckReport) -> list[str]:
 
     out = ["## Recommended action plan", ""]
     errors = [f for f in report.findings if f.severity == Severity.ERROR]
-    warnings = [f for f in report.findings if f.severity == Severity.WARNING]
     proposal: FixProposal | None = None
     why_not = None
     if report.quant.method is not None and not report.checkpoint.config_only:
@@ -28,15 +27,6 @@ def action_plan(report: CheckReport) -> list[str]:
     loc = shlex.quote(report.location)
     fixed_dir = shlex.quote(report.location.rstrip("/") + "-fixed")
     step = 0
-    if errors:
-        out += [
-            f"vLLM will not load this checkpoint as it stands ({len(errors)} errors). In order:"
-        ]
-        out.append("")
-    elif warnings:
-        out += ["vLLM should load this checkpoint; review the warnings above first.", ""]
-    else:
-        out += ["vLLM should load this checkpoint as configured.", ""]
     handled: set[str] = set()
     load_dir = loc
     if proposal is not None and proposal.changed and proposal.verified:

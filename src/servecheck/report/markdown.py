@@ -107,6 +107,14 @@ def render_markdown(report: CheckReport) -> str:
         out.append("")
         out.append(f"<sub>Source: {f.vllm_ref}</sub>")
         out.append("")
+    out += ["## Recommendation", ""]
+    if errors:
+        out.append("vLLM will not load this checkpoint as it stands; follow the plan below.")
+    elif warnings:
+        out.append("vLLM should load this checkpoint; review the warnings above first.")
+    else:
+        out.append("vLLM should load this checkpoint as configured.")
+    out.append("")
     # Generated from the findings and a verified `servecheck fix` proposal.
     out += action_plan(report)
     return "\n".join(out)
