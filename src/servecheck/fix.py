@@ -282,14 +282,15 @@ def _describe_unconsulted(m: Module, arch: str, kind: str | None) -> str:
         return f"{m.name} is a norm ({m.layer_class}), never quantized"
     if m.kind == ROUTER:
         return f"{m.name} is a router gate {arch} builds without the quantization config"
+    if m.kind == EMBEDDING and kind == "fp8" and m.receives_quant_config:
+        # vLLM 0.33 fp8.py Fp8Config.get_quant_method: LinearBase and RoutedExperts only
+        return f"{m.name} is an embedding, which the fp8 method never quantizes"
     if m.kind == EMBEDDING:
         return f"{m.name} is an embedding {arch} builds without the quantization config"
     if m.kind == ATTENTION:
         return f"{m.name} is an attention layer (its quantization is the KV-cache scheme)"
     if m.kind == MTP_PROJ:
         return f"{m.name} is the MTP eh_proj, a plain Linear built without the quantization config"
-    if m.kind == LM_HEAD or (kind == "fp8" and m.kind == EMBEDDING):
-        return f"{m.name} is never quantized by this method"
     return f"{m.name} ({m.layer_class}) is built without the quantization config"
 
 
@@ -739,7 +740,13 @@ def evaluate_entries(ctx: IgnoreContext, entries: Sequence[tuple[str, str]]) -> 
                 source,
                 True,
                 "no-effect",
-                f"no effect in vLLM: no config group quantizes {_names(covers)} anyway",
+                f"no effect in vLLM: {_names(covers)} would not be quantized anyway ("
+                + (
+                    "fp8 quantizes LinearBase layers and experts only"
+                    if ctx.kind == "fp8"
+                    else "no config group targets it"
+                )
+                + ")",
                 covers,
             )
     return [verdicts[i] for i in range(len(entries))]
