@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +10,8 @@ from servecheck.checks.audit import AuditResult, audit
 from servecheck.checks.expected import module_tensors
 from servecheck.checks.registry import Finding, Severity
 from servecheck.checks.rules import checkpoint as ckpt_rules
+from servecheck.hardware.env import resolve_env
+from servecheck.hardware.plan_kernels import KernelReport, select_kernels
 from servecheck.model.arch import build_inventory
 from servecheck.model.config import ModelConfig, parse_config
 from servecheck.model.family import Family, identify
@@ -52,6 +54,7 @@ class CheckReport:
     findings: tuple[Finding, ...]
     module_bytes: Mapping[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    kernels: KernelReport | None = None  # kernel per module on the target (hardware/)
 
     @property
     def verdict(self) -> str:
@@ -72,6 +75,7 @@ def check(
     *,
     vllm_version: str | None = None,
     target: Target = NO_TARGET,
+    kernel_env: Sequence[str] = (),
 ) -> CheckReport:
     """Run every check on a local checkpoint folder or config.json."""
     ckpt = open_local(model)
@@ -92,6 +96,11 @@ def check(
         module_bytes = dict(result.module_bytes)
     if inventory.derived_from_tensors:
         findings.append(ckpt_rules.ArchitectureNotModelled.make(arch=cfg.architecture, ver=ver))
+    kernels = select_kernels(
+        inventory, resolution, target, version, resolve_env(ver, kernel_env), model=cfg, quant=quant
+    )
+    if kernels is not None:
+        findings += kernels.findings
     notes = tuple(n for n in (version.note(), *inventory.notes) if n)
     findings.sort(key=lambda f: (f.severity.rank, f.code))
     return CheckReport(
@@ -108,6 +117,7 @@ def check(
         findings=tuple(findings),
         module_bytes=module_bytes,
         notes=notes,
+        kernels=kernels,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +19,16 @@ from servecheck.commands.options import (
     fail_usage,
 )
 
+KernelEnvOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--kernel-env",
+        help="Kernel environment assumed with --gpu (repeatable, comma-separated): cuda=12.8, "
+        "deep_gemm=0, flashinfer=0, b12x=1, VLLM_USE_DEEP_GEMM=0, amx=1 (CPU). Default: the "
+        "official vLLM wheel's.",
+    ),
+]
+
 EPILOG = (
     "Examples:\n\n  servecheck check examples/glm-4.5-air-derestricted-fp8\n\n"
     "  servecheck check ./my-model --gpu 'RTX PRO 6000' --format markdown > report.md"
@@ -31,6 +42,7 @@ def check(
     vllm_version: VllmVersionOpt = None,
     output: FormatOpt = OutputFormat.text,
     verbose: VerboseOpt = False,
+    kernel_env: KernelEnvOpt = None,
 ) -> None:
     """Resolve every module the way vLLM will, audit the checkpoint, report what will fail."""
     from servecheck.api import check as run_check
@@ -39,7 +51,9 @@ def check(
 
     try:
         target = target_from_option(gpu, gpus)
-        report = run_check(model, vllm_version=vllm_version, target=target)
+        report = run_check(
+            model, vllm_version=vllm_version, target=target, kernel_env=kernel_env or ()
+        )
     except InputError as exc:
         fail_usage(str(exc))
         return

@@ -7,6 +7,7 @@ from typing import Any
 
 from servecheck import __version__
 from servecheck.api import CheckReport
+from servecheck.report.kernel_table import module_fields
 
 
 def to_dict(report: CheckReport) -> dict[str, Any]:
@@ -52,6 +53,7 @@ def to_dict(report: CheckReport) -> dict[str, Any]:
             "groups": _groups(report),
         },
         "modules": [_module(report, r) for r in report.resolution.resolutions],
+        "hardware": report.kernels.as_dict() if report.kernels is not None else None,
         "findings": [f.as_dict() for f in report.findings],
         "notes": list(report.notes),
     }
@@ -99,6 +101,7 @@ def _module(report: CheckReport, r) -> dict[str, Any]:
         "mtp": m.mtp,
         "bytes": report.module_bytes.get(m.name, 0),
         "error": r.error,
+        **module_fields(report.kernels, m.name, m.kind),
     }
 
 

@@ -85,6 +85,10 @@ def render_markdown(report: CheckReport) -> str:
             f"| `{row.kind}` | {row.count} | {schemes_text(row.schemes)} | {cap} | "
             f"{row.ignored or '–'} | {human_bytes(row.nbytes) if row.nbytes else '–'} |"
         )
+    if report.kernels is not None:
+        from servecheck.report.kernel_table import markdown_kernels
+
+        out += ["", *markdown_kernels(report.kernels)]
     out += ["", "## Findings", ""]
     if not report.findings:
         out.append("No findings.")

@@ -21,6 +21,10 @@ VERDICT_STYLE = {"ok": "bold green", "warn": "bold yellow", "fail": "bold red"}
 def render_text(report: CheckReport, console: Console, verbose: bool = False) -> None:
     console.print(_header(report))
     console.print(_modules_table(report))
+    if report.kernels is not None:
+        from servecheck.report.kernel_table import rich_kernels
+
+        console.print(rich_kernels(report.kernels))
     if report.findings:
         console.print(Text("Findings", style="bold"))
         for f in report.findings:

@@ -1,3 +1,3 @@
 """Importing this package registers every rule."""
 
-from servecheck.checks.rules import checkpoint, quant_config, resolution  # noqa: F401
+from servecheck.checks.rules import checkpoint, hardware, quant_config, resolution  # noqa: F401

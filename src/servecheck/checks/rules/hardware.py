@@ -1,0 +1,217 @@
+"""H: what vLLM decides, or raises, when it picks a kernel for each layer on the target."""
+
+from servecheck.checks.registry import Rule, Severity, rule
+
+LINEAR = "vLLM {ver} model_executor/kernels/linear/__init__.py"
+ORACLE = "vLLM {ver} model_executor/layers/fused_moe/oracle"
+
+
+@rule
+class NoLinearKernel(Rule):
+    """No linear kernel implements this layer's scheme on the target.
+
+    ## What it does
+    Walks vLLM's candidate list for the layer's scheme (CUTLASS, DeepGEMM, FlashInfer,
+    Marlin, Machete, Triton, ...) with each kernel's own support checks: compute capability,
+    CUDA version of the build, optional packages, environment variables, group sizes and
+    partition shapes.
+
+    ## Why it matters
+    When no candidate is left vLLM raises `ValueError("Failed to find a kernel that can
+    implement the ... linear layer.")` while building the model: the engine never starts.
+
+    ## Example
+    A WNA16 checkpoint with `group_size: 256` on an A100: Marlin accepts only -1/32/64/128,
+    and Machete, CUTLASS W4A8 and Conch are unavailable there.
+
+    ## Fix
+    Use a GPU or a vLLM build that has one of the kernels (the `rejected` reasons say what
+    each needed), or re-quantize with a scheme this GPU supports.
+    """
+
+    code = "H001"
+    name = "no-linear-kernel"
+    severity = Severity.ERROR
+    message = "{module}: no {scheme} linear kernel on {target} ({reasons})"
+    fix = "Pick a GPU/build where one of these kernels runs, or re-quantize: {reasons}"
+    vllm_ref = LINEAR + " {function}"
+    vllm_message = "{vllm_text}"
+
+
+@rule
+class NoMoeBackend(Rule):
+    """No fused-MoE backend supports the experts' scheme on the target.
+
+    ## What it does
+    Mirrors vLLM's MoE oracles (`select_fp8_moe_backend`, `select_nvfp4_moe_backend`,
+    `select_wna16_moe_backend`, ...): the backends in vLLM's priority order, each experts
+    class's device, quantization-scheme and activation checks.
+
+    ## Why it matters
+    vLLM raises `NotImplementedError("No <X> MoE backend supports the deployment
+    configuration.")` while building the first MoE layer.
+
+    ## Example
+    FP8 experts with a refined (non-128) block shape on an A100: Marlin needs 128x128
+    blocks and Triton FP8 needs sm_89.
+
+    ## Fix
+    Use a supported GPU, change the tensor-parallel size (block shapes), or re-quantize.
+    """
+
+    code = "H002"
+    name = "no-moe-backend"
+    severity = Severity.ERROR
+    message = "{module}: no {scheme} MoE backend on {target} ({reasons})"
+    fix = "Pick a GPU/build where one of these backends runs, or re-quantize: {reasons}"
+    vllm_ref = ORACLE + "/{oracle}"
+    vllm_message = "{vllm_text}"
+
+
+@rule
+class WeightOnlyFallback(Rule):
+    """vLLM runs a quantized-activation scheme as weight-only (W8A16 / W4A16) on this GPU.
+
+    ## What it does
+    Flags layers whose selected kernel is weight-only (Marlin FP8/FP4, emulation) although
+    the checkpoint quantizes activations too: the GPU lacks FP8 (below sm_89) or FP4 (below
+    sm_100) tensor cores, or vLLM's candidate order puts Marlin first.
+
+    ## Why it matters
+    The model loads and runs, but activations stay in 16 bits: prefill is slower than the
+    scheme promises and the speed-up over BF16 shrinks to memory savings. vLLM logs a
+    warning at start-up.
+
+    ## Example
+    An FP8-dynamic checkpoint on an A100 (sm_80): every FP8 linear runs through Marlin.
+
+    ## Fix
+    Expected on older GPUs. For full W8A8/W4A4 speed use sm_89+ (FP8) or sm_100+ (FP4).
+    """
+
+    code = "H003"
+    name = "weight-only-fallback"
+    severity = Severity.WARNING
+    message = "{module}: {scheme} runs weight-only via {kernel} on {target}"
+    fix = "Expected below {need}; use a GPU with native {fmt} tensor cores for W8A8/W4A4 speed."
+    vllm_ref = "vLLM {ver} {source}"
+    vllm_message = "{vllm_text}"
+
+
+@rule
+class NoAttentionBackend(Rule):
+    """No attention backend accepts this model's attention on the target.
+
+    ## What it does
+    Mirrors `get_attn_backend_cls`: the backend priority list for the GPU family and each
+    backend's `validate_configuration` (compute capability, head size, KV-cache dtype, MLA).
+
+    ## Why it matters
+    vLLM raises `ValueError("No valid attention backend found for cuda ...")`.
+
+    ## Fix
+    Use another GPU or KV-cache dtype, or a vLLM release that supports the head size.
+    """
+
+    code = "H004"
+    name = "no-attention-backend"
+    severity = Severity.ERROR
+    message = "no attention backend for {what} on {target}"
+    fix = "Use a supported KV-cache dtype or GPU."
+    vllm_ref = "vLLM {ver} platforms/cuda.py get_attn_backend_cls"
+    vllm_message = "{vllm_text}"
+
+
+@rule
+class CudaBuildLacksArch(Rule):
+    """The vLLM build's CUDA version cannot target this GPU's architecture.
+
+    ## What it does
+    Compares the CUDA version of the vLLM/torch build (the official wheel's unless
+    `--kernel-env cuda=X.Y` says otherwise) with the oldest and newest CUDA toolkits that
+    compile for the GPU's compute capability (knowledge/gpus.toml).
+
+    ## Why it matters
+    Without code for the architecture every CUDA kernel fails at the first launch ("no
+    kernel image is available for execution on the device"). sm_120 needs CUDA 12.8+;
+    CUDA 13 dropped sm_70 (V100).
+
+    ## Fix
+    Use a vLLM/torch build for a CUDA version that supports the GPU.
+    """
+
+    code = "H005"
+    name = "cuda-build-lacks-arch"
+    severity = Severity.ERROR
+    message = "{target} ({sm}) needs a CUDA {need} build; vLLM {ver} is built for CUDA {cuda}"
+    fix = "Install a vLLM/torch build for CUDA {need}."
+    vllm_ref = "knowledge/gpus.toml [[capability]] min_cuda/max_cuda; {env_source}"
+    vllm_message = "CUDA error: no kernel image is available for execution on the device"
+
+
+@rule
+class MoeSchemeRejected(Rule):
+    """vLLM's MoE method rejects the experts' FP8 scheme before choosing a backend.
+
+    ## Why it matters
+    `CompressedTensorsW8A8Fp8MoEMethod` accepts per-tensor (weights and activations),
+    channel-weights with dynamic per-token activations, or block weights. Anything else
+    fails an assertion or raises `ValueError` while the first MoE layer is built.
+
+    ## Fix
+    Re-quantize the experts with one of the accepted FP8 layouts (FP8_DYNAMIC, FP8_BLOCK,
+    FP8 per-tensor).
+    """
+
+    code = "H006"
+    name = "moe-scheme-rejected"
+    severity = Severity.ERROR
+    message = "{module}: {vllm_text}"
+    fix = "Re-quantize the experts as FP8 per-tensor, channel/dynamic-token or block."
+    vllm_ref = (
+        "vLLM {ver} model_executor/layers/quantization/compressed_tensors/"
+        "compressed_tensors_moe/compressed_tensors_moe_w8a8_fp8.py"
+    )
+    vllm_message = "{vllm_text}"
+
+
+@rule
+class ForcedBackendUnsupported(Rule):
+    """A backend forced by an environment variable cannot run this layer.
+
+    ## What it does
+    Exporting `VLLM_USE_DEEP_GEMM=1` / `VLLM_MOE_USE_DEEP_GEMM=1` makes vLLM use DeepGEMM
+    for FP8 MoE or fail (`oracle/fp8.py` `_return_or_raise`), instead of falling through the
+    priority list.
+
+    ## Fix
+    Unset the variable, or meet the backend's requirements (reason quoted).
+    """
+
+    code = "H007"
+    name = "forced-backend-unsupported"
+    severity = Severity.ERROR
+    message = "{module}: forced backend {backend} cannot run here ({reason})"
+    fix = "Unset the environment variable that forces {backend}."
+    vllm_ref = ORACLE + "/fp8.py select_fp8_moe_backend"
+    vllm_message = "{vllm_text}"
+
+
+@rule
+class EmulationFallback(Rule):
+    """vLLM emulates the scheme (dequantize to BF16) because no native kernel is available.
+
+    ## Why it matters
+    The model runs, but every GEMM first dequantizes the weights: much slower than BF16.
+
+    ## Fix
+    Use a GPU with a native kernel for the format (FP4: sm_100+ or Marlin on sm_75+).
+    """
+
+    code = "H008"
+    name = "emulation-fallback"
+    severity = Severity.WARNING
+    message = "{module}: {scheme} falls back to emulation ({kernel}) on {target}"
+    fix = "Use a GPU with a native {scheme} kernel."
+    vllm_ref = "vLLM {ver} {source}"
+    vllm_message = "{vllm_text}"

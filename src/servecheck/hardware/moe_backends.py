@@ -1,0 +1,457 @@
+"""The fused-MoE backend vLLM selects for each MoE layer.
+
+Mirrors vLLM 0.33 ``model_executor/layers/fused_moe/oracle/*.py``: the quantization method
+derives a (weight QuantKey, activation QuantKey) pair, the oracle orders its backends (with a
+few device-dependent moves), and the first backend one of whose experts classes passes
+``is_supported_config`` wins; none passing raises ``NotImplementedError("No <X> MoE backend
+supports the deployment configuration.")``. vLLM 0.11 had no oracles: its per-method rules are
+mirrored separately (``_fp8_0_11`` etc.).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from servecheck.hardware.conditions import Layer, cap_matches, check_row
+from servecheck.hardware.env import kernel_table
+from servecheck.hardware.kernels import (
+    Context,
+    KernelChoice,
+    Step,
+    candidates,
+    chosen,
+    prioritize_humming,
+    selection,
+    selection_source,
+)
+from servecheck.hardware.linear_kernels import fp8_block_weight_key
+from servecheck.quant.args import QuantArgs
+from servecheck.quant.resolve import Resolution
+
+FORCED_FAILED = "forced backend unavailable"
+
+# The name vLLM uses in its log/exception text for each family.
+FAMILY_TEXT = {
+    "fp8": "FP8",
+    "nvfp4": "NvFp4",
+    "wna16": "WNA16",
+    "int8": "Int8",
+    "mxfp4": "Mxfp4",
+    "w4a8": "W4A8",
+    "unquantized": "Unquantized",
+}
+
+
+def moe_backend(res: Resolution, ctx: Context) -> KernelChoice | None:
+    """The backend for one fused-MoE module (None for other modules or unresolved ones)."""
+    m = res.module
+    if m.kind != "moe.experts" or m.experts is None or res.error:
+        return None
+    method = res.moe_method or res.method
+    if method == "UnquantizedFusedMoEMethod":
+        return _unquantized(ctx)
+    if method in ("CompressedTensorsW8A8Fp8MoEMethod", "Fp8MoEMethod"):
+        return _fp8(res, ctx)
+    if method == "CompressedTensorsW4A4Nvfp4MoEMethod":
+        return _nvfp4(res, ctx)
+    if method == "CompressedTensorsWNA16MoEMethod":
+        return _wna16(res, ctx)
+    if method == "CompressedTensorsW8A8Int8MoEMethod":
+        return _int8(res, ctx)
+    if method in ("CompressedTensorsW4A4Mxfp4MoEMethod", "Mxfp4MoEMethod"):
+        return _mxfp4(ctx)
+    if method == "CompressedTensorsW4A8Fp8MoEMethod":
+        layer = Layer(weight_key="kInt4Static", act_key="kFp8DynamicTokenSym")
+        return _walk("w4a8", candidates("w4a8_moe", ctx.version), ctx, layer)
+    return KernelChoice(
+        family="moe",
+        kernel=None,
+        label=f"{method}: backend selection not modelled",
+        modelled=False,
+    )
+
+
+def _experts(family: str, backend: str) -> list[str]:
+    return list(kernel_table()["moe_backend"][family][backend])
+
+
+def _walk(
+    family: str,
+    backends: list[str],
+    ctx: Context,
+    layer: Layer,
+    *,
+    skip: dict[str, str] | None = None,
+    notes: tuple[str, ...] = (),
+    error: str | None = None,
+) -> KernelChoice:
+    """The oracle's loop: first backend with a supporting experts class wins."""
+    text = FAMILY_TEXT[family]
+    steps: list[Step] = []
+    for backend in backends:
+        if skip and backend in skip:
+            steps.append(Step(backend, False, skip[backend]))
+            continue
+        reason = None
+        for experts in _experts(family, backend):
+            verdict = check_row(experts, ctx.version, ctx.device, ctx.env, layer)
+            if verdict.ok:
+                steps.append(Step(backend, True))
+                return chosen(
+                    f"{family}_moe",
+                    backend,
+                    ctx.version,
+                    steps,
+                    experts=experts,
+                    source=selection_source(f"{family}_moe", ctx.version),
+                    notes=notes,
+                )
+            reason = (verdict.reason or "").removeprefix(experts + " ").strip()
+        steps.append(
+            Step(
+                backend,
+                False,
+                f"{text} MoE backend {backend} does not support the deployment configuration "
+                f"since {reason}.",
+            )
+        )
+    sel = selection(f"{family}_moe")
+    return KernelChoice(
+        family=f"{family}_moe",
+        kernel=None,
+        label="no backend",
+        steps=tuple(steps),
+        error=error or sel["error"],
+        error_type="NotImplementedError",
+        source=selection_source(f"{family}_moe", ctx.version),
+        notes=notes,
+    )
+
+
+def _forced(family: str, backend: str, ctx: Context, layer: Layer) -> KernelChoice:
+    """_return_or_raise: an explicitly requested backend that must work or raise ValueError."""
+    text = FAMILY_TEXT[family]
+    reason = None
+    for experts in _experts(family, backend):
+        verdict = check_row(experts, ctx.version, ctx.device, ctx.env, layer)
+        if verdict.ok:
+            return chosen(
+                f"{family}_moe", backend, ctx.version, [Step(backend, True)], experts=experts
+            )
+        reason = (verdict.reason or "").removeprefix(experts + " ").strip()
+    return KernelChoice(
+        family=f"{family}_moe",
+        kernel=None,
+        label=FORCED_FAILED,
+        steps=(Step(backend, False, reason),),
+        error=f"{text} MoE backend {backend} does not support the deployment configuration "
+        f"since {reason}.",
+        error_type="ValueError",
+    )
+
+
+# --------------------------------------------------------------------------------------- FP8
+
+
+def _fp8_keys(res: Resolution, ctx: Context) -> tuple[Layer, bool, tuple[str, ...]]:
+    """(layer, allow_vllm_cutlass, notes) for CT W8A8-FP8 or plain fp8 MoE."""
+    notes: list[str] = []
+    experts = res.module.experts
+    assert experts is not None
+    if res.method == "Fp8MoEMethod":
+        # vLLM 0.33 layers/quantization/fp8.py:492-527 Fp8MoEMethod.__init__
+        # (allow_vllm_cutlass=False)
+        if res.block_size:
+            block = tuple(res.block_size)
+            refined = refine_block(block, experts.intermediate_size, experts.hidden_size, ctx.tp)
+            if refined is not None:
+                notes.append(
+                    f"block scales refined from {list(block)} to {list(refined)} to fit the "
+                    "TP-sharded intermediate size (only Triton accepts refined blocks)"
+                )
+                block = refined
+            layer = Layer(
+                weight_key=fp8_block_weight_key(block),
+                act_key="kFp8Dynamic128Sym",
+                weight_block=block,
+                model_type=ctx.model_type,
+            )
+        else:
+            static = ctx.extra.get("fp8_activation_scheme") == "static"
+            if static:
+                akey = "kFp8StaticTensorSym"
+            elif ctx.env.flag("VLLM_BATCH_INVARIANT"):
+                akey = "kFp8DynamicTokenSym"
+            else:
+                akey = "kFp8DynamicTensorSym"
+            layer = Layer(weight_key="kFp8StaticTensorSym", act_key=akey, act_static=static)
+        return layer, False, tuple(notes)
+    # vLLM 0.33 compressed_tensors_moe_w8a8_fp8.py:52-112 (allow_vllm_cutlass=True)
+    w, i = res.weights, res.inputs
+    assert w is not None and i is not None
+    static = not i.dynamic
+    per_tensor = w.strategy == "tensor" and i.strategy == "tensor"
+    per_channel = w.strategy == "channel" and i.strategy == "token"
+    if not (per_tensor or per_channel) and w.strategy != "block":
+        raise MoeSchemeRejected(
+            "AssertionError",
+            f"weights {w.strategy} with {i.strategy} activations is neither per-tensor, "
+            "channel/token nor block (assert weight_quant.strategy == BLOCK)",
+        )
+    if static and per_channel:
+        raise MoeSchemeRejected(
+            "ValueError",
+            "For FP8 Fused MoE layer, we require either per tensor or channelwise, dynamic per "
+            "token quantization.",
+        )
+    wkey = {
+        "channel": "kFp8StaticChannelSym",
+        "tensor": "kFp8StaticTensorSym",
+        "block": "kFp8Static128BlockSym",
+    }.get(w.strategy, "kFp8StaticTensorSym")
+    if wkey == "kFp8Static128BlockSym":
+        akey = "kFp8Dynamic128Sym"
+        block = tuple(w.block_structure) if w.block_structure else (128, 128)
+    else:
+        block = None
+        if i.strategy == "token":
+            akey = "kFp8DynamicTokenSym"
+        else:
+            akey = "kFp8StaticTensorSym" if static else "kFp8Dynamic128Sym"
+    layer = Layer(weight_key=wkey, act_key=akey, weight_block=block, act_static=static)  # type: ignore[arg-type]
+    return layer, True, tuple(notes)
+
+
+def refine_block(
+    block: tuple[int, ...], intermediate: int, hidden: int, tp: int
+) -> tuple[int, int] | None:
+    """vLLM 0.33 fused_moe/oracle/fp8.py:292-316 refine_fp8_moe_block_shape."""
+    bn, bk = block[0], block[1]
+    ispp = intermediate // tp
+    if ispp % bn == 0 and (tp == 1 or ispp % bk == 0):
+        return None
+    refine = math.gcd(bn, bk, ispp, hidden)
+    if refine < 32:
+        return None
+    return refine, refine
+
+
+class MoeSchemeRejected(Exception):
+    """The MoE method's constructor rejects the scheme before any backend is tried."""
+
+    def __init__(self, error_type: str, text: str):
+        super().__init__(text)
+        self.error_type, self.text = error_type, text
+
+
+def _fp8(res: Resolution, ctx: Context) -> KernelChoice:
+    try:
+        layer, allow_cutlass, notes = _fp8_keys(res, ctx)
+    except MoeSchemeRejected as exc:
+        return KernelChoice(
+            family="fp8_moe",
+            kernel=None,
+            label="rejected by CompressedTensorsW8A8Fp8MoEMethod",
+            error=exc.text,
+            error_type=exc.error_type,
+            source="model_executor/layers/quantization/compressed_tensors/"
+            "compressed_tensors_moe/compressed_tensors_moe_w8a8_fp8.py:65-85",
+        )
+    if ctx.version == "0.11.0":
+        return _fp8_0_11(res, ctx, layer, notes)
+    cap = ctx.device.capability
+    backends = candidates("fp8_moe", ctx.version)
+    backends = prioritize_humming(backends, cap)  # oracle/fp8.py:104
+    # oracle/fp8.py:122-133: on Hopper, block FP8 prefers Triton for TP (FI CUTLASS for EP)
+    if (
+        cap == 90
+        and layer.act_key == "kFp8Dynamic128Sym"
+        and layer.weight_key == "kFp8Static128BlockSym"
+    ):
+        backends.insert(0, backends.pop(backends.index("TRITON")))
+    skip: dict[str, str] = {}
+    env = ctx.env
+    # oracle/fp8.py:483-501: an explicit VLLM_USE_DEEP_GEMM / VLLM_MOE_USE_DEEP_GEMM decides
+    if env.is_set("VLLM_USE_DEEP_GEMM") or env.is_set("VLLM_MOE_USE_DEEP_GEMM"):
+        if not env.flag("VLLM_USE_DEEP_GEMM") or not env.flag("VLLM_MOE_USE_DEEP_GEMM"):
+            skip["DEEPGEMM"] = "DEEPGEMM removed: VLLM_USE_DEEP_GEMM or VLLM_MOE_USE_DEEP_GEMM is 0"
+        else:
+            choice = _forced("fp8", "DEEPGEMM", ctx, layer)
+            return choice
+    elif _deep_gemm_auto_disabled(ctx):
+        skip["DEEPGEMM"] = f"DeepGEMM auto-disabled for model type {ctx.model_type}"
+    if not allow_cutlass:
+        skip["VLLM_CUTLASS"] = "vLLM CUTLASS FP8 MoE is not allowed for this quantization method"
+    return _walk("fp8", backends, ctx, layer, skip=skip, notes=notes)
+
+
+def _deep_gemm_auto_disabled(ctx: Context) -> bool:
+    """vLLM 0.33 utils/deep_gemm.py:27-54 should_auto_disable_deep_gemm."""
+    from servecheck.hardware.conditions import row
+
+    off = row("DeepGemmFp8BlockScaledMMKernel", ctx.version).get("model_types_off", {})
+    expr = off.get(ctx.model_type or "")
+    return bool(expr) and cap_matches(expr, ctx.device.capability)
+
+
+def _fp8_0_11(res: Resolution, ctx: Context, layer: Layer, notes: tuple[str, ...]) -> KernelChoice:
+    """vLLM 0.11 had no MoE oracle: the quant methods chose in __init__.
+
+    CT: compressed_tensors_moe.py:531-548 CompressedTensorsW8A8Fp8MoEMethod (Marlin below
+    sm_89; vLLM CUTLASS for non-block on exactly sm_90/sm_100; else Triton fused_experts).
+    fp8: layers/quantization/fp8.py:437-480 Fp8MoEMethod (FlashInfer if
+    VLLM_USE_FLASHINFER_MOE_FP8; Marlin below sm_89; DeepGEMM for block if supported; CUTLASS
+    block-scaled grouped GEMM on sm_100; else Triton).
+    """
+    cap = ctx.device.capability or 0
+    env = ctx.env
+    block = layer.weight_key is not None and "Block" in layer.weight_key
+    steps: list[Step] = []
+
+    def pick(backend: str, experts: str, why: str) -> KernelChoice:
+        steps.append(Step(backend, True, why))
+        return chosen("fp8_moe", backend, ctx.version, steps, experts=experts, notes=notes)
+
+    if not ctx.device.is_cuda:
+        return KernelChoice("fp8_moe", None, "not modelled", modelled=False)
+    if res.method == "Fp8MoEMethod":
+        if env.flag("VLLM_USE_FLASHINFER_MOE_FP8") and env.has("flashinfer"):
+            return pick("FLASHINFER_CUTLASS", "FlashInferExperts", "VLLM_USE_FLASHINFER_MOE_FP8=1")
+        if cap < 89 or env.flag("VLLM_TEST_FORCE_FP8_MARLIN"):
+            return pick("MARLIN", "MarlinExperts", "compute capability below 8.9")
+        if block:
+            dg = check_row("DeepGemmExperts", ctx.version, ctx.device, env, layer)
+            if dg.ok:
+                return pick("DEEPGEMM", "TritonOrDeepGemmExperts", "DeepGEMM supported")
+            steps.append(Step("DEEPGEMM", False, dg.reason))
+            if cap == 100:
+                return pick(
+                    "CUTLASS_BLOCK_SCALED_GROUPED_GEMM", "TritonExperts", "block FP8 on sm_100"
+                )
+        return pick("TRITON", "TritonExperts", "fused_experts")
+    if cap < 89 or (env.flag("VLLM_TEST_FORCE_FP8_MARLIN") and not block):
+        return pick("MARLIN", "MarlinExperts", "compute capability below 8.9")
+    if not block and cap in (90, 100):
+        cut = check_row("CutlassExpertsFp8", ctx.version, ctx.device, env, layer)
+        if cut.ok:
+            return pick("VLLM_CUTLASS", "CutlassExpertsFp8", "_is_fp8_w8a8_sm90/_sm100")
+        steps.append(Step("VLLM_CUTLASS", False, cut.reason))
+    return pick("TRITON", "TritonExperts", "fused_experts")
+
+
+# ------------------------------------------------------------------------------------ others
+
+
+def _nvfp4(res: Resolution, ctx: Context) -> KernelChoice:
+    """vLLM 0.33 compressed_tensors_moe_w4a4_nvfp4.py:60-67, oracle/nvfp4.py:191-321."""
+    use_a16 = res.inputs is None
+    layer = Layer(weight_key="kNvfp4Static", act_key=None if use_a16 else "kNvfp4Dynamic")
+    if ctx.version == "0.11.0":
+        return _nvfp4_0_11(ctx, layer)
+    backends = prioritize_humming(candidates("nvfp4_moe", ctx.version), ctx.device.capability)
+    return _walk("nvfp4", backends, ctx, layer)
+
+
+def _nvfp4_0_11(ctx: Context, layer: Layer) -> KernelChoice:
+    """vLLM 0.11 layers/quantization/utils/nvfp4_moe_support.py:28-58 detect_nvfp4_moe_support."""
+    steps: list[Step] = []
+    cutlass = check_row("CutlassNvFp4LinearKernel", ctx.version, ctx.device, ctx.env, layer)
+    if cutlass.ok:
+        if ctx.env.flag("VLLM_USE_FLASHINFER_MOE_FP4") and ctx.env.has("flashinfer"):
+            return chosen(
+                "nvfp4_moe", "FLASHINFER_CUTLASS", ctx.version, experts="FlashInferExperts"
+            )
+        return chosen("nvfp4_moe", "VLLM_CUTLASS", ctx.version, experts="CutlassExpertsFp4")
+    steps.append(Step("VLLM_CUTLASS", False, cutlass.reason))
+    if ctx.device.is_cuda and (ctx.device.capability or 0) >= 75:
+        steps.append(Step("MARLIN", True))
+        return chosen("nvfp4_moe", "MARLIN", ctx.version, steps, experts="MarlinExperts")
+    return KernelChoice(
+        family="nvfp4_moe",
+        kernel=None,
+        label="no backend",
+        steps=tuple(steps),
+        error="Current platform does not support NVFP4 quantization. Please use Blackwell GPUs "
+        "or enable FlashInfer.",
+        error_type="ValueError",
+    )
+
+
+def wna16_weight_key(w: QuantArgs) -> str:
+    """vLLM 0.33 compressed_tensors_moe_wna16.py:74-99 weight key for the oracle."""
+    group = -1 if w.group_size is None or w.strategy != "group" else w.group_size
+    if w.num_bits == 4:
+        base = "kInt4Static32" if group == 32 else "kInt4Static"
+        return base if w.symmetric else base + "Asym"
+    if w.num_bits == 8 and w.symmetric:
+        return "kInt8Static"
+    return f"kUint{w.num_bits}Static{'Asym' if not w.symmetric else ''}"
+
+
+def _wna16(res: Resolution, ctx: Context) -> KernelChoice:
+    """vLLM 0.33 compressed_tensors_moe_wna16.py:98-108, oracle/int_wna16.py:146-358."""
+    w = res.weights
+    experts = res.module.experts
+    assert w is not None and experts is not None
+    group = -1 if w.group_size is None or w.strategy != "group" else w.group_size
+    layer = Layer(weight_key=wna16_weight_key(w), act_key=None)
+    ispp = experts.intermediate_size // ctx.tp
+    skip: dict[str, str] = {}
+    # int_wna16.py:154-155 FLASHINFER_TRTLLM: no zero points / bias
+    if not w.symmetric:
+        skip["FLASHINFER_TRTLLM"] = "zero points and bias are not supported"
+    # int_wna16.py:194-205 TRITON: group activation ordering
+    if w.actorder == "group":
+        skip["TRITON"] = "group activation ordering is not supported"
+    # int_wna16.py:210-227 + layers/quantization/utils/marlin_utils.py:356-387 (tile padding)
+    marlin_ok = experts.hidden_size % 128 == 0 and (group <= 0 or ispp % group == 0)
+    if not marlin_ok or group not in (-1, 32, 64, 128):
+        skip["MARLIN"] = "Marlin not supported for this layer"
+    if ctx.version == "0.11.0":
+        # 0.11 compressed_tensors_moe.py:112-131: Marlin MoE when supported, else Triton WNA16
+        backends = ["MARLIN", "TRITON"]
+    else:
+        backends = prioritize_humming(candidates("wna16_moe", ctx.version), ctx.device.capability)
+    return _walk("wna16", backends, ctx, layer, skip=skip)
+
+
+def _int8(res: Resolution, ctx: Context) -> KernelChoice:
+    """vLLM 0.33 compressed_tensors_moe_w8a8_int8.py, oracle/int8.py:37-175."""
+    layer = Layer(weight_key="kInt8StaticChannelSym", act_key="kInt8DynamicTokenSym")
+    backends = prioritize_humming(candidates("int8_moe", ctx.version), ctx.device.capability)
+    choice = _walk("int8", backends, ctx, layer)
+    if choice.error:
+        choice = replace(
+            choice,
+            error="No Int8 MoE backend supports the deployment configuration "
+            "(weight_key=kInt8StaticChannelSym, activation_key=kInt8DynamicTokenSym).",
+        )
+    return choice
+
+
+def _mxfp4(ctx: Context) -> KernelChoice:
+    """vLLM 0.33 oracle/mxfp4.py:402-435, 650-760 (BF16-activation variants, no act key)."""
+    layer = Layer(weight_key="kMxfp4Static", act_key=None)
+    backends = candidates("mxfp4_moe", ctx.version)
+    cap = ctx.device.capability
+    if ctx.version != "0.24.0" and cap is not None and cap // 10 == 12:
+        # mxfp4.py:426-434: consumer Blackwell runs Marlin ahead of the OAI Triton kernels
+        backends.remove("TRITON")
+        backends.insert(backends.index("MARLIN") + 1, "TRITON")
+    backends = prioritize_humming(backends, cap)
+    return _walk("mxfp4", backends, ctx, layer)
+
+
+def _unquantized(ctx: Context) -> KernelChoice:
+    """vLLM 0.33 oracle/unquantized.py:50-100, 222-370."""
+    layer = Layer(weight_key=None, act_key=None)
+    backends = candidates("unquantized_moe", ctx.version)
+    cap = ctx.device.capability
+    if ctx.version == "0.11.0":
+        backends = ["TRITON"]
+    elif cap is not None and cap // 10 == 9:
+        # unquantized.py:76-80: on Hopper FlashInfer BF16 MoE is slower than Triton
+        for name in ("FLASHINFER_TRTLLM", "FLASHINFER_CUTLASS"):
+            backends.append(backends.pop(backends.index(name)))
+    return _walk("unquantized", backends, ctx, layer)
