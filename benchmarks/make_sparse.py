@@ -1,6 +1,6 @@
 """Write a shape-exact *sparse* checkpoint: real safetensors headers, data regions left as holes.
 
-    python benchmarks/make_sparse.py examples/glm-4.5-air-derestricted-fp8 /tmp/air-fp8 [--shards 47]
+    python benchmarks/make_sparse.py examples/glm-4.5-air-derestricted-fp8 /tmp/air-fp8
 
 The tensor list comes from servecheck's own model of the config (every module's expected
 checkpoint tensors under its resolved scheme), so the fake is consistent with the config by
@@ -58,8 +58,11 @@ def write(config_dir: Path, out: Path, shards: int) -> dict:
         offset = 0
         for i in idx:
             tname, dtype, shape = tensors[i]
-            header[tname] = {"dtype": dtype, "shape": list(shape),
-                             "data_offsets": [offset, offset + sizes[i]]}
+            header[tname] = {
+                "dtype": dtype,
+                "shape": list(shape),
+                "data_offsets": [offset, offset + sizes[i]],
+            }
             weight_map[tname] = name
             offset += sizes[i]
         raw = json.dumps(header, separators=(",", ":")).encode()
