@@ -162,6 +162,26 @@ def test_fused_layer_stored_mixed_cannot_be_fixed(tmp_path):
     assert "model.layers.0.self_attn.q_proj" not in proposal.after
 
 
+def test_experts_not_ignorable_in_vllm_0_11(tmp_path):
+    # bf16 Qwen3-MoE weights under an FP8 config: the ignore list fixes every module in 0.33;
+    # vLLM 0.11 quantizes experts with the "Linear" target's scheme regardless of ignore.
+    path = copy_fixture("qwen3moe-bf16", tmp_path / "c")
+    cfg = json.loads((path / "config.json").read_text())
+    fp8 = json.loads((broken.fixture("qwen3moe-FP8_DYNAMIC") / "config.json").read_text())
+    cfg["quantization_config"] = {**fp8["quantization_config"], "ignore": []}
+    (path / "config.json").write_text(json.dumps(cfg, indent=2))
+    new = run_fix(path)
+    assert new.exit_code == 0 and errors(new.after) == []
+    assert r"re:.*experts\.\d+\.gate_proj$" in new.proposal.after
+    assert any("removing quantization_config" in n for n in new.proposal.notes)
+    old = run_fix(path, vllm_version="0.11.0")
+    assert old.exit_code == 1
+    (problem,) = old.proposal.unfixable
+    assert problem.module == "model.layers.1.mlp.experts"
+    assert "without consulting the ignore list" in problem.reason
+    assert not any("experts" in e for e in old.proposal.after)
+
+
 # --------------------------------------------------------------------------- plain fp8
 
 

@@ -97,6 +97,8 @@ class ModuleFacts:
     units: tuple[str, ...]  # checkpoint names of its weights: shards, expert projections
     dtypes: tuple[str | None, ...]  # stored weight dtype per unit (None = not stored / unknown)
     state: str
+    # False when vLLM quantizes it without consulting the ignore list (vLLM 0.11 MoE experts)
+    ignorable: bool = True
 
     @property
     def name(self) -> str:
@@ -181,6 +183,7 @@ class IgnoreContext:
         self.config_only = report.checkpoint.config_only
         self.packed = {k: tuple(v) for k, v in report.inventory.packed_modules_mapping.items()}
         self.mode = report.version.feature("ct_ignore_fused")
+        self.moe_lookup = report.version.feature("ct_moe_lookup")
         tensors = report.checkpoint.tensors or {}
         self.facts: dict[str, ModuleFacts] = {}
         # name -> [(module name, role)] for consulted modules; role "module" or "unit"
@@ -195,9 +198,14 @@ class IgnoreContext:
             else:
                 dtypes = tuple(_stored_weight(tensors, u)[0] for u in units)
             consulted = is_consulted(m, self.kind)
-            f = ModuleFacts(m, consulted, units, dtypes, _state(dtypes))
+            # vLLM 0.11 compressed_tensors_moe.py get_moe_method: the "Linear" target's scheme,
+            # the ignore list never consulted for experts
+            ignorable = consulted and not (
+                m.kind == EXPERTS and self.kind == "ct" and self.moe_lookup == "linear_target"
+            )
+            f = ModuleFacts(m, consulted, units, dtypes, _state(dtypes), ignorable)
             self.facts[m.name] = f
-            if consulted:
+            if ignorable:
                 if m.kind == EXPERTS and self.kind == "fp8":
                     # vLLM 0.33 quant_utils.py is_layer_skipped: any ignored entry naming one
                     # of the block's experts skips the whole block
@@ -287,6 +295,11 @@ def _describe_unconsulted(m: Module, arch: str, kind: str | None) -> str:
         return f"{m.name} is an embedding, which the fp8 method never quantizes"
     if m.kind == EMBEDDING:
         return f"{m.name} is an embedding {arch} builds without the quantization config"
+    if m.kind == EXPERTS:
+        return (
+            f"{m.name} are MoE experts this vLLM version quantizes with the 'Linear' target's "
+            "scheme without consulting the ignore list"
+        )
     if m.kind == ATTENTION:
         return f"{m.name} is an attention layer (its quantization is the KV-cache scheme)"
     if m.kind == MTP_PROJ:
@@ -485,7 +498,23 @@ def disagreements(ctx: IgnoreContext, resolution: ResolutionResult) -> list[Disa
             )
             continue
         quantized = _resolves_quantized(res)
-        if f.state == FLOAT and quantized:
+        if f.state == FLOAT and quantized and not f.ignorable:
+            ver = ctx.report.version.effective
+            out.append(
+                Disagreement(
+                    m.name,
+                    m.kind,
+                    f.stored,
+                    resolved,
+                    False,
+                    f"stored {f.stored} but quantized ({resolved}): vLLM {ver} applies the "
+                    "'Linear' target's scheme to MoE experts without consulting the ignore list",
+                    "use a vLLM release that honours ignore for experts (0.24 or later), or "
+                    "re-quantize the experts",
+                    "K008",
+                )
+            )
+        elif f.state == FLOAT and quantized:
             out.append(
                 Disagreement(
                     m.name,
@@ -646,7 +675,7 @@ def _matches(ctx: IgnoreContext, entry: str) -> tuple[list[tuple[str, str, str]]
         # vLLM 0.33 quant_utils.py is_layer_skipped: an experts prefix is skipped when it is a
         # substring of an ignored entry that mentions "experts"
         for f in ctx.facts.values():
-            if f.consulted and f.module.kind == EXPERTS and f.name in entry and f.name != entry:
+            if f.ignorable and f.module.kind == EXPERTS and f.name in entry and f.name != entry:
                 hits.append((f.name, "module", entry))
     if entry in ctx.others:
         other.append(ctx.others[entry])
@@ -822,7 +851,7 @@ def required(ctx: IgnoreContext) -> list[ModuleFacts]:
     base = ctx.baseline()
     out = []
     for f in ctx.facts.values():
-        if not f.consulted or f.state != FLOAT:
+        if not f.ignorable or f.state != FLOAT:
             continue
         if f.module.kind == LM_HEAD or _resolves_quantized(base[f.name]):
             out.append(f)
@@ -834,7 +863,7 @@ def _allowed_names(ctx: IgnoreContext) -> set[str]:
     return {
         n
         for f in ctx.facts.values()
-        if f.consulted and f.state == FLOAT
+        if f.ignorable and f.state == FLOAT
         for n in (f.name, *f.units)
     }
 
@@ -998,6 +1027,7 @@ def propose(report: CheckReport, strategy: str = "checkpoint") -> FixProposal:
         raise FixError("the checkpoint is not quantized: there is no ignore list to fix")
     location = ignore_location(report)
     ctx = IgnoreContext(report)
+    notes: list[str] = []
     if ctx.config_only and strategy == "checkpoint":
         raise FixError(
             "--strategy checkpoint derives the ignore list from the safetensors headers, and "
@@ -1006,8 +1036,17 @@ def propose(report: CheckReport, strategy: str = "checkpoint") -> FixProposal:
         )
     before = tuple(report.quant.ignore_list)
     before_problems = tuple(disagreements(ctx, report.resolution))
-    notes: list[str] = []
     req_names = () if ctx.config_only else tuple(f.name for f in required(ctx))
+    if not ctx.config_only:
+        base = ctx.baseline()
+        quantizable = [
+            f for f in ctx.facts.values() if f.consulted and _resolves_quantized(base[f.name])
+        ]
+        if quantizable and all(f.state == FLOAT for f in quantizable):
+            notes.append(
+                "every module the config quantizes is stored 16-bit: the checkpoint is not "
+                "quantized, and removing quantization_config altogether is the simpler fix"
+            )
     if strategy == "checkpoint":
         derived = _derive_verified(ctx)
         after = [e for e, _ in derived]

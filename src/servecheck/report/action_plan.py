@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 from servecheck.api import CheckReport
 from servecheck.checks.registry import Severity
@@ -25,10 +26,15 @@ def action_plan(report: CheckReport) -> list[str]:
         except FixError as exc:
             why_not = str(exc)
     loc = shlex.quote(report.location)
-    fixed_dir = shlex.quote(report.location.rstrip("/") + "-fixed")
+    folder = (
+        str(Path(report.location).parent)
+        if report.location.endswith(".json")
+        else (report.location.rstrip("/"))
+    )
+    fixed_dir = shlex.quote(folder + "-fixed")
     step = 0
     handled: set[str] = set()
-    load_dir = loc
+    load_dir = shlex.quote(folder)
     if proposal is not None and proposal.changed and proposal.verified:
         fixes = proposal.resolved_codes
         if any(c != "R009" for c in fixes):
@@ -64,11 +70,12 @@ def action_plan(report: CheckReport) -> list[str]:
         out.append("")
     if report.checkpoint.config_only and report.quant.method is not None:
         out += [
-            "Only config.json was read: `servecheck fix` derives a verified ignore list from the "
-            "safetensors headers once it is pointed at the checkpoint folder.",
+            "Only config.json was read, so stored dtypes were not checked: point servecheck at "
+            "the checkpoint folder (it reads the safetensors headers only) to verify them; "
+            "`servecheck fix` then derives a verified ignore list from them if they disagree.",
             "",
         ]
-    elif why_not:
+    elif why_not and errors:
         out += [f"`servecheck fix` cannot help here: {why_not}.", ""]
     blocked = bool(rest) or bool(proposal and proposal.unfixable)
     step += 1
