@@ -51,7 +51,7 @@ _CAUSE = re.compile(r"^\s*The above exception was the direct cause of the follow
 _DURING = re.compile(r"^\s*During handling of the above exception, another exception occurred")
 _MARKERS = re.compile(r"^\s*[\^~ ]+$")
 _EXCEPTION = re.compile(
-    r"^(?P<type>(?:[A-Za-z_]\w*\.)*(?:[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning|Fault)"
+    r"^(?P<type>(?:[A-Za-z_]\w*\.)*(?:(?:[A-Z]\w*)?(?:Error|Exception|Exit|Interrupt|Warning|Fault)"
     r"|KeyError|AssertionError|StopIteration))"
     r"(?:\((?P<paren>.*)\))?(?::\s*(?P<msg>.*))?$"
 )
