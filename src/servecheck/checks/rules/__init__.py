@@ -1,3 +1,10 @@
 """Importing this package registers every rule."""
 
-from servecheck.checks.rules import checkpoint, hardware, quant_config, resolution  # noqa: F401
+from servecheck.checks.rules import (  # noqa: F401
+    checkpoint,
+    hardware,
+    memory,
+    parallel,
+    quant_config,
+    resolution,
+)

@@ -1,0 +1,249 @@
+"""KV cache exactly as vLLM sizes it: bytes per token per GPU, blocks, token capacity.
+
+vLLM 0.33 v1/kv_cache_interface.py (AttentionSpec.page_size_bytes, FullAttentionSpec and
+SlidingWindowSpec.max_memory_usage_bytes, MLAAttentionSpec), v1/core/kv_cache_planning.py
+(grouping, bytes per block, num_blocks = available // bytes_per_block, the fit checks) and
+v1/core/kv_cache_utils.py (token capacity and concurrency as logged).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from servecheck.model.config import ModelConfig
+from servecheck.model.inventory import ATTENTION, Inventory
+from servecheck.plan.config import Era
+from servecheck.plan.layouts import Layout, pp_partition
+
+# vLLM 0.33 utils/torch_utils.py STR_DTYPE_TO_TORCH_DTYPE: element size of --kv-cache-dtype
+KV_DTYPE_BYTES = {
+    "bfloat16": 2,
+    "float16": 2,
+    "half": 2,
+    "fp8": 1,
+    "fp8_e4m3": 1,
+    "fp8_e5m2": 1,
+    "fp8_inc": 1,
+}
+# Model types whose HF config keeps `sliding_window` but disables it unless use_sliding_window
+# (transformers Qwen2Config / Qwen3Config set sliding_window to None then; vLLM reads
+# hf_text_config.sliding_window, config/model.py get_sliding_window).
+_USE_SLIDING_WINDOW_FLAG = ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe")
+
+
+@dataclass(frozen=True, order=True)
+class LayerSpec:
+    """One attention layer's KV cache on one GPU."""
+
+    kind: str  # "full", "sliding", "mla"
+    bytes_per_token: int  # num_kv_heads_per_rank x (head_size + head_size_v) x dtype bytes
+    sliding_window: int | None = None
+
+
+@dataclass(frozen=True)
+class KvSpec:
+    """The KV-cache layers of each pipeline stage, for one layout and KV dtype."""
+
+    stages: tuple[tuple[LayerSpec, ...], ...]
+    block_size: int
+    dtype: str
+    dtype_bytes: int
+
+    def bytes_per_token(self, stage: int) -> int:
+        """KV bytes per token of context, summed over the stage's layers (full attention)."""
+        return sum(layer.bytes_per_token for layer in self.stages[stage])
+
+
+def resolve_kv_dtype(requested: str, model_dtype_bytes: int, checkpoint_kv: str | None) -> str:
+    """--kv-cache-dtype as vLLM resolves it ('auto' = model dtype, or the checkpoint's scheme)."""
+    if requested == "auto":
+        if checkpoint_kv:
+            return checkpoint_kv
+        return "bfloat16" if model_dtype_bytes == 2 else "float32"
+    return requested
+
+
+def sliding_windows(cfg: ModelConfig) -> list[int | None]:
+    """Per decoder layer: the sliding window vLLM uses, or None for full attention."""
+    raw = cfg.raw
+    window = cfg.sliding_window
+    if cfg.model_type in _USE_SLIDING_WINDOW_FLAG and not raw.get("use_sliding_window", False):
+        window = None
+    if cfg.architecture == "GptOssForCausalLM" and window:
+        # vLLM 0.33 models/gpt_oss.py OAIAttention: sliding window on even layers
+        return [window if i % 2 == 0 else None for i in range(cfg.num_layers)]
+    if cfg.layer_types and window:
+        # vLLM 0.33 models/llama.py LlamaAttention: layer_types picks the sliding layers
+        return [
+            window if t == "sliding_attention" else None for t in cfg.layer_types[: cfg.num_layers]
+        ]
+    # vLLM 0.33 layers/attention/attention.py: without a per-layer window every layer uses
+    # cache_config.sliding_window (the config's)
+    return [window] * cfg.num_layers
+
+
+def kv_spec(
+    cfg: ModelConfig,
+    inventory: Inventory | None,
+    layout: Layout,
+    kv_dtype: str,
+    block_size: int,
+    *,
+    speculative: bool = False,
+) -> KvSpec:
+    dtype_bytes = KV_DTYPE_BYTES.get(kv_dtype, 2)
+    if inventory is None:
+        layers = list(range(cfg.num_layers))
+    else:
+        layers = sorted(
+            m.layer
+            for m in inventory.modules
+            if m.kind == ATTENTION and m.layer is not None and (speculative or not m.mtp)
+        )
+    windows = sliding_windows(cfg)
+    if cfg.is_mla:
+        # vLLM 0.33 models/deepseek_v2.py + MLAAttentionSpec: one latent "head" of
+        # kv_lora_rank + qk_rope_head_dim, no V, not split by tensor parallelism.
+        per_token = ((cfg.kv_lora_rank or 0) + cfg.qk_rope_head_dim) * dtype_bytes
+    else:
+        kv = max(cfg.num_kv_heads, 1)
+        # vLLM 0.33 linear.py QKVParallelLinear: kv // tp heads, or 1 (replicated) if tp >= kv
+        per_rank = 1 if layout.tp >= kv else kv // layout.tp
+        per_token = per_rank * 2 * cfg.head_dim * dtype_bytes
+    stages: list[list[LayerSpec]] = [[] for _ in range(layout.pp)]
+    parts = pp_partition(cfg.num_layers, layout.pp)
+    for layer in layers:
+        stage = layout.pp - 1
+        for s, (start, end) in enumerate(parts):
+            if start <= layer < end:
+                stage = s
+        window = windows[layer] if layer < len(windows) else None
+        if cfg.is_mla:
+            spec = LayerSpec("mla", per_token)
+        elif window:
+            spec = LayerSpec("sliding", per_token, window)
+        else:
+            spec = LayerSpec("full", per_token)
+        stages[stage].append(spec)
+    return KvSpec(tuple(tuple(s) for s in stages), block_size, kv_dtype, dtype_bytes)
+
+
+@dataclass(frozen=True)
+class Groups:
+    """vLLM's KV-cache groups for one stage (0.33 _get_kv_cache_groups_uniform_page_size)."""
+
+    group_size: int  # layers per group (padded)
+    groups: tuple[LayerSpec, ...]  # one representative spec per group
+
+    @property
+    def count(self) -> int:
+        return len(self.groups)
+
+
+def kv_groups(layers: tuple[LayerSpec, ...], era: Era) -> Groups:
+    if not layers:
+        return Groups(0, ())
+    buckets = Counter(layers)
+    if era.v0 or len(buckets) == 1:
+        # V0 has no hybrid allocator: every layer is one pool (sliding windows as full).
+        first = layers[0] if len(buckets) == 1 else LayerSpec("full", layers[0].bytes_per_token)
+        return Groups(len(layers), (first,))
+    counts = list(buckets.values())
+    group_size = min(counts)
+    if max(counts) < min(counts) * 1.5:
+        group_size = max(counts)
+    groups: list[LayerSpec] = []
+    for spec, n in buckets.items():
+        groups += [spec] * math.ceil(n / group_size)
+    return Groups(group_size, tuple(groups))
+
+
+def page_bytes(spec: LayerSpec, block_size: int) -> int:
+    return spec.bytes_per_token * block_size
+
+
+def layer_blocks_for(spec: LayerSpec, length: int, block_size: int, in_flight: int) -> int:
+    """Blocks one request of `length` tokens holds in one layer (max_memory_usage_bytes)."""
+    if spec.kind == "sliding" and spec.sliding_window:
+        # vLLM 0.33 kv_cache_interface.py SlidingWindowSpec.max_admission_blocks_per_request
+        tokens = min(spec.sliding_window - 1 + in_flight, length)
+        return -(-tokens // block_size) + 1
+    return -(-length // block_size)
+
+
+def needed_bytes(
+    layers: tuple[LayerSpec, ...], length: int, block_size: int, in_flight: int
+) -> int:
+    """KV bytes one request of `length` tokens needs on a stage (check_enough_kv_cache_memory)."""
+    return sum(
+        layer_blocks_for(s, length, block_size, in_flight) * page_bytes(s, block_size)
+        for s in layers
+    )
+
+
+@dataclass(frozen=True)
+class Capacity:
+    num_blocks: int
+    tokens: int  # as vLLM logs "GPU KV cache size: N tokens"
+    concurrency: float  # "Maximum concurrency for L tokens per request"
+    bytes_per_block: int
+
+
+def capacity(
+    layers: tuple[LayerSpec, ...],
+    available: int,
+    max_model_len: int,
+    block_size: int,
+    era: Era,
+    in_flight: int,
+) -> Capacity:
+    """Blocks and tokens vLLM gets from `available` bytes on one stage."""
+    groups = kv_groups(layers, era)
+    if groups.count == 0:
+        return Capacity(0, 0, 0.0, 0)
+    page = page_bytes(groups.groups[0], block_size)
+    bytes_per_block = page * groups.group_size
+    num_blocks = max(available // bytes_per_block, 0)
+    if era.v0:
+        tokens = num_blocks * block_size
+        return Capacity(num_blocks, tokens, tokens / max_model_len, bytes_per_block)
+    per_request = sum(
+        layer_blocks_for(g, max_model_len, block_size, in_flight) for g in groups.groups
+    )
+    concurrency = num_blocks / per_request if per_request else 0.0
+    if era.kv_tokens == "groups":
+        # vLLM 0.11 kv_cache_utils.py: num_blocks // len(kv_cache_groups) * block_size
+        tokens = num_blocks // groups.count * block_size
+    else:
+        # vLLM 0.24/0.33 kv_cache_utils.py get_kv_cache_capacity
+        tokens = int(concurrency * max_model_len)
+    return Capacity(num_blocks, tokens, concurrency, bytes_per_block)
+
+
+def longest_len(
+    layers: tuple[LayerSpec, ...],
+    available: int,
+    block_size: int,
+    era: Era,
+    in_flight: int,
+    upper: int,
+) -> int:
+    """Longest max_model_len whose one request fits (vLLM's estimate_max_model_len)."""
+    if era.v0:
+        groups = kv_groups(layers, era)
+        if not groups.count:
+            return upper
+        per_block = page_bytes(groups.groups[0], block_size) * groups.group_size
+        return min(upper, max(available, 0) // per_block * block_size)
+    if needed_bytes(layers, 1, block_size, in_flight) > available:
+        return 0
+    lo, hi = 1, upper
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if needed_bytes(layers, mid, block_size, in_flight) <= available:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
