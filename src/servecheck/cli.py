@@ -15,6 +15,7 @@ from servecheck.commands import check, rules
 from servecheck.commands import compare as compare_cmd
 from servecheck.commands import explain as explain_cmd
 from servecheck.commands import fix as fix_cmd
+from servecheck.commands import gpus as gpus_cmd
 
 app = typer.Typer(
     name="servecheck",
@@ -29,6 +30,7 @@ app.command()(rules.rules)
 app.command(epilog=explain_cmd.EPILOG)(explain_cmd.explain)
 app.command(epilog=fix_cmd.EPILOG)(fix_cmd.fix)
 app.command(epilog=compare_cmd.EPILOG)(compare_cmd.compare)
+app.command(epilog=gpus_cmd.EPILOG)(gpus_cmd.gpus)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from servecheck.hardware.conditions import Device, cap_matches
+from servecheck.hardware.conditions import Device, cap_matches, feature
 from servecheck.hardware.env import KernelEnv, kernel_table
 from servecheck.hardware.kernels import Step
 from servecheck.model.config import ModelConfig
@@ -143,7 +143,7 @@ def select_attention(
     mla = cfg.is_mla
     sparse = uses_sparse_mla(cfg)
     hs = head_size(cfg)
-    if version == "0.11.0":
+    if feature(version, "attention_selection") == "rules":
         return _select_0_11(cfg, device, env, kv, mla, sparse, hs)
     steps: list[Step] = []
     for name in priorities(device, mla, sparse):

@@ -108,7 +108,17 @@ def row(name: str, version: str) -> dict[str, Any]:
                 merged["why"] = {**merged.get("why", {}), **value}
             else:
                 merged[key] = value
+    device = merged.get("device")
+    if isinstance(device, str) and device.startswith("feature:"):
+        merged["device"] = feature(version, device.split(":", 1)[1])
     return merged
+
+
+def feature(version: str, name: str) -> Any:
+    """A release's value of a knowledge/vllm_versions.toml feature row."""
+    from servecheck.versions import VllmVersion
+
+    return VllmVersion(requested=version, effective=version, source="flag").feature(name)
 
 
 def label(name: str) -> str:
@@ -244,9 +254,9 @@ def _scheme(name: str, r: dict[str, Any], cap: int | None, layer: Layer) -> Verd
         and layer.group_size not in r["group_sizes"]
         and not (name == "TritonW4A16LinearKernel" and layer.group_size == layer.full_k)
     ):
-        return fail("scheme", f"Group size ({layer.group_size}) not supported.")
+        return fail("group", f"Group size ({layer.group_size}) not supported.")
     if r.get("group_positive") and (layer.group_size or 0) <= 0:
-        return fail("scheme", f"Group size ({layer.group_size}) must be positive.")
+        return fail("group", f"Group size ({layer.group_size}) must be positive.")
     return OK
 
 

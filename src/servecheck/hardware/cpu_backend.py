@@ -497,7 +497,7 @@ def select_cpu_kernels(
     quant: QuantSpec | None = None,
 ):
     """KernelReport for vLLM's CPU platform (see plan_kernels.select_kernels)."""
-    from servecheck.hardware.plan_kernels import ACT_QUANT_SCHEMES, KernelReport, ModuleKernel
+    from servecheck.hardware.plan_kernels import KernelReport, ModuleKernel
     from servecheck.report.summary import KIND_ORDER
 
     cpu = cpu_info(env)
@@ -517,7 +517,7 @@ def select_cpu_kernels(
                 scheme=res.scheme,
                 min_capability=None,
                 choice=choice,
-                act_quant=res.inputs is not None or res.scheme in ACT_QUANT_SCHEMES,
+                act_quant=res.inputs is not None or res.scheme == "Fp8",
             )
         )
     attention = attention_fp8 = None

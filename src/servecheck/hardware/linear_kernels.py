@@ -9,7 +9,7 @@ candidate lists and each kernel's support checks are data (knowledge/kernels.tom
 
 from __future__ import annotations
 
-from servecheck.hardware.conditions import Device, Layer, cap_matches, check_row
+from servecheck.hardware.conditions import Device, Layer, cap_matches, check_row, feature
 from servecheck.hardware.env import KernelEnv
 from servecheck.hardware.kernels import (
     Context,
@@ -289,7 +289,7 @@ def _nvfp4(res: Resolution, ctx: Context) -> KernelChoice:
         ok = check_row("CutlassNvFp4LinearKernel", ctx.version, ctx.device, ctx.env, layer).ok
         force = "CutlassNvFp4LinearKernel" if ok else "EmulationNvFp4LinearKernel"
     elif use_a16:
-        if ctx.version == "0.24.0" or ctx.version == "0.11.0":
+        if feature(ctx.version, "nvfp4_a16_linear") == "marlin":
             # vLLM 0.24 kernels/linear/__init__.py:881-883: W4A16 always forces Marlin.
             force = "MarlinNvFp4LinearKernel"
         else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from servecheck.hardware.conditions import Layer, cap_matches, check_row
+from servecheck.hardware.conditions import Layer, cap_matches, check_row, feature
 from servecheck.hardware.env import kernel_table
 from servecheck.hardware.kernels import (
     Context,
@@ -258,7 +258,7 @@ def _fp8(res: Resolution, ctx: Context) -> KernelChoice:
             source="model_executor/layers/quantization/compressed_tensors/"
             "compressed_tensors_moe/compressed_tensors_moe_w8a8_fp8.py:65-85",
         )
-    if ctx.version == "0.11.0":
+    if not feature(ctx.version, "moe_backend_oracle"):
         return _fp8_0_11(res, ctx, layer, notes)
     cap = ctx.device.capability
     backends = candidates("fp8_moe", ctx.version)
@@ -347,7 +347,7 @@ def _nvfp4(res: Resolution, ctx: Context) -> KernelChoice:
     """vLLM 0.33 compressed_tensors_moe_w4a4_nvfp4.py:60-67, oracle/nvfp4.py:191-321."""
     use_a16 = res.inputs is None
     layer = Layer(weight_key="kNvfp4Static", act_key=None if use_a16 else "kNvfp4Dynamic")
-    if ctx.version == "0.11.0":
+    if not feature(ctx.version, "moe_backend_oracle"):
         return _nvfp4_0_11(ctx, layer)
     backends = prioritize_humming(candidates("nvfp4_moe", ctx.version), ctx.device.capability)
     return _walk("nvfp4", backends, ctx, layer)
@@ -408,7 +408,7 @@ def _wna16(res: Resolution, ctx: Context) -> KernelChoice:
     marlin_ok = experts.hidden_size % 128 == 0 and (group <= 0 or ispp % group == 0)
     if not marlin_ok or group not in (-1, 32, 64, 128):
         skip["MARLIN"] = "Marlin not supported for this layer"
-    if ctx.version == "0.11.0":
+    if not feature(ctx.version, "moe_backend_oracle"):
         # 0.11 compressed_tensors_moe.py:112-131: Marlin MoE when supported, else Triton WNA16
         backends = ["MARLIN", "TRITON"]
     else:
@@ -435,7 +435,7 @@ def _mxfp4(ctx: Context) -> KernelChoice:
     layer = Layer(weight_key="kMxfp4Static", act_key=None)
     backends = candidates("mxfp4_moe", ctx.version)
     cap = ctx.device.capability
-    if ctx.version != "0.24.0" and cap is not None and cap // 10 == 12:
+    if feature(ctx.version, "mxfp4_moe_marlin_first_sm12x") and cap is not None and cap // 10 == 12:
         # mxfp4.py:426-434: consumer Blackwell runs Marlin ahead of the OAI Triton kernels
         backends.remove("TRITON")
         backends.insert(backends.index("MARLIN") + 1, "TRITON")
@@ -448,7 +448,7 @@ def _unquantized(ctx: Context) -> KernelChoice:
     layer = Layer(weight_key=None, act_key=None)
     backends = candidates("unquantized_moe", ctx.version)
     cap = ctx.device.capability
-    if ctx.version == "0.11.0":
+    if not feature(ctx.version, "moe_backend_oracle"):
         backends = ["TRITON"]
     elif cap is not None and cap // 10 == 9:
         # unquantized.py:76-80: on Hopper FlashInfer BF16 MoE is slower than Triton

