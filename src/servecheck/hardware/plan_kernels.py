@@ -123,7 +123,11 @@ class KernelReport:
             have = self.device.capability
             cap_ok = None if need is None or have is None else have >= need
             kernels = Counter(
-                m.choice.label if m.choice.ok else "✗ " + (m.choice.error_type or "error")
+                m.choice.label
+                if m.choice.ok
+                else "✗ "
+                + (m.choice.error_type or "error")
+                + (" at load" if m.choice.stage == "load" else "")
                 for m in ms
             )
             errors = tuple(dict.fromkeys(m.choice.error for m in ms if m.choice.error))

