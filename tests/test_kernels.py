@@ -59,11 +59,14 @@ def test_glm_air_fp8_per_gpu(gpu, sm, linear, moe):
     experts = modules["model.layers.1.mlp.experts"].choice
     assert experts.kernel == moe
     assert by_kind["moe.experts"].kernels_text().startswith(moe)
-    codes = {f.code for f in report.findings if f.severity.value != "info"}
+    # M/P findings are the memory plan (1 GPU does not hold GLM-4.5-Air; tests/test_plan.py)
+    codes = {
+        f.code for f in report.findings if f.severity.value != "info" and f.code[0] not in "MP"
+    }
     if sm >= 89:
-        assert codes == set() and report.verdict == "ok"
+        assert codes == set()
     else:
-        assert codes == {"H003"} and report.verdict == "warn"
+        assert codes == {"H003"}
         h003 = next(f for f in report.findings if f.code == "H003")
         assert "Weight-only FP8 compression will be used" in h003.vllm_message
 
@@ -192,7 +195,6 @@ def test_nvfp4_sm100_vs_sm120(gpu, env, linear, moe):
     k = report.kernels.by_name()
     assert k["model.layers.0.self_attn.qkv_proj"].choice.kernel == linear
     assert k["model.layers.1.mlp.experts"].choice.kernel == moe
-    assert report.verdict in ("ok", "warn")
     assert not any(f.code.startswith("H") for f in report.findings)
 
 

@@ -58,7 +58,9 @@ def test_gpus_detect_says_plainly_when_there_is_none():
 
 def test_check_gpu_shows_capability_table_and_kernel():
     result = runner.invoke(
-        app, ["check", GLM_AIR, "--gpu", "RTX PRO 6000 Blackwell"], env={"COLUMNS": "160"}
+        app,
+        ["check", GLM_AIR, "--gpu", "RTX PRO 6000 Blackwell", "--gpus", "2"],
+        env={"COLUMNS": "160"},
     )
     assert result.exit_code == 0, result.output
     out = result.output
