@@ -271,6 +271,7 @@ def _unexpected(
         fix_text=fix,
         vllm_text=text,
         loader=loader,
+        exception="KeyError" if manual else "ValueError",
         ver=ver,
     )
 
@@ -303,6 +304,7 @@ def _router_finding(names: list[str], inv: Inventory, ver: str) -> Finding:
         example=example,
         model_file=MODEL_FILES.get(inv.architecture, ""),
         vllm_text=text,
+        exception="KeyError" if _manual_loader(inv.architecture, ver) else "ValueError",
         ver=ver,
     )
 

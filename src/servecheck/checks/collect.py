@@ -14,6 +14,7 @@ class _Group:
     rule: type[Rule]
     fields: dict[str, Any]
     subjects: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
 
 
 class Collector:
@@ -23,10 +24,13 @@ class Collector:
         self._groups: dict[tuple[str, Any], _Group] = {}
 
     def add(self, rule: type[Rule], subject: str, key: Any = None, **fields: Any) -> None:
+        """Record one subject; `fields` fill the rule's templates (and may set `exception`)."""
         group = self._groups.get((rule.code, key))
         if group is None:
             group = self._groups[(rule.code, key)] = _Group(rule, fields)
-        group.subjects.append(subject)
+        if subject not in group.seen:  # several tensors of one module count once
+            group.seen.add(subject)
+            group.subjects.append(subject)
 
     def findings(self, extra: Callable[[_Group], dict[str, Any]] | None = None) -> list[Finding]:
         out = []

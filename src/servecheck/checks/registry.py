@@ -35,8 +35,9 @@ class Finding:
     message: str
     fix: str
     vllm_ref: str
-    # The exact text vLLM raises or logs for this, when it does.
+    # The exact text vLLM raises or logs for this, when it does, and the exception class.
     vllm_message: str | None = None
+    exception: str | None = None
     # Modules or tensors involved (possibly truncated; `count` says how many in all).
     subjects: tuple[str, ...] = ()
     count: int = 1
@@ -51,6 +52,7 @@ class Finding:
             "fix": self.fix,
             "vllm_ref": self.vllm_ref,
             "vllm_message": self.vllm_message,
+            "exception": self.exception,
             "subjects": list(self.subjects),
             "count": self.count,
             "evidence": dict(self.evidence),
@@ -67,6 +69,8 @@ class Rule:
     fix: ClassVar[str]
     vllm_ref: ClassVar[str]
     vllm_message: ClassVar[str | None] = None
+    # The exception class vLLM raises (None: it only logs, or nothing is raised).
+    exception: ClassVar[str | None] = None
 
     @classmethod
     def doc(cls) -> str:
@@ -84,6 +88,7 @@ class Rule:
         count: int | None = None,
         severity: Severity | None = None,
         evidence: Mapping[str, Any] | None = None,
+        exception: str | None = None,
         **fields: Any,
     ) -> Finding:
         """Build a finding, formatting message, fix and vLLM's message from `fields`."""
@@ -96,6 +101,10 @@ class Rule:
             fix=_fill(cls.fix, fields),
             vllm_ref=_fill(cls.vllm_ref, fields),
             vllm_message=_fill(cls.vllm_message, fields) if cls.vllm_message else None,
+            # Only errors raise in vLLM; warnings and infos carry no exception class.
+            exception=(exception or cls.exception)
+            if (severity or cls.severity) == Severity.ERROR
+            else None,
             subjects=subjects[:20],
             count=count if count is not None else max(len(subjects), 1),
             evidence=dict(evidence or {}),

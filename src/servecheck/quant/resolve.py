@@ -459,6 +459,7 @@ class _CTResolver(_Base):
                 self.collector.add(
                     rules.UnsupportedMoeScheme,
                     m.name,
+                    exception="ValueError" if "For Fused MoE" in exc.text else "RuntimeError",
                     key=exc.text,
                     module=m.name,
                     weights=w.describe(),

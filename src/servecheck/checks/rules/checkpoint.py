@@ -33,6 +33,7 @@ class IndexNamesMissingShard(Rule):
     """
 
     code = "K002"
+    exception = "FileNotFoundError"
     name = "index-missing-shard"
     severity = Severity.ERROR
     message = "index names {n} shard files that are missing: {files}"
@@ -88,6 +89,7 @@ class MissingTensor(Rule):
     """
 
     code = "K005"
+    exception = "ValueError"
     name = "missing-tensor"
     severity = Severity.ERROR
     message = "{n} expected tensors are missing (e.g. {example})"
@@ -110,6 +112,7 @@ class UnexpectedTensor(Rule):
     """
 
     code = "K006"
+    exception = "ValueError"
     name = "unexpected-tensor"
     severity = Severity.ERROR
     message = "{n} checkpoint tensors have no vLLM parameter and stop the load (e.g. {example})"
@@ -172,6 +175,7 @@ class ShapeMismatch(Rule):
     """
 
     code = "K009"
+    exception = "AssertionError"
     name = "shape-mismatch"
     severity = Severity.ERROR
     message = "{n} tensors have shapes the config does not imply (e.g. {example})"
@@ -234,6 +238,7 @@ class QuantizedRouterGate(Rule):
     """
 
     code = "K012"
+    exception = "ValueError"
     name = "quantized-router-gate"
     severity = Severity.ERROR
     message = "{n} router gates are stored quantized; {arch} builds them unquantized ({example})"

@@ -27,6 +27,7 @@ class InvalidQuantArgs(Rule):
     """
 
     code = "Q001"
+    exception = "ValidationError"
     name = "invalid-quantization-args"
     severity = Severity.ERROR
     message = "{where}: {error}"
@@ -54,6 +55,7 @@ class ActorderGroupRemoved(Rule):
     """
 
     code = "Q002"
+    exception = "ValueError"
     name = "actorder-group-unsupported"
     severity = Severity.ERROR
     message = "config group {group} uses actorder={actorder!r}, which vLLM {ver} rejects"
@@ -81,6 +83,7 @@ class SparsityRemoved(Rule):
     """
 
     code = "Q003"
+    exception = "DeprecationWarning"
     name = "sparsity-unsupported"
     severity = Severity.ERROR
     message = "sparsity_config targets {targets}; vLLM {ver} removed sparsity support"
@@ -109,6 +112,7 @@ class ActivationFormatWithoutInputs(Rule):
     """
 
     code = "Q004"
+    exception = "AssertionError"
     name = "activation-format-without-input-activations"
     severity = Severity.ERROR
     message = "config group {group}: format {format!r} expects input_activations for int weights"
@@ -133,6 +137,7 @@ class KvCacheSchemeUnsupported(Rule):
     """
 
     code = "Q005"
+    exception = "NotImplementedError"
     name = "kv-cache-scheme-unsupported"
     severity = Severity.ERROR
     message = "kv_cache_scheme {problem}"
@@ -153,6 +158,7 @@ class Fp8ActivationSchemeMissing(Rule):
     """
 
     code = "Q006"
+    exception = "ValueError"
     name = "fp8-activation-scheme-missing"
     severity = Severity.ERROR
     message = "quantization_config (fp8) has no activation_scheme"
@@ -175,6 +181,7 @@ class Fp8ConfigInvalid(Rule):
     """
 
     code = "Q007"
+    exception = "ValueError"
     name = "fp8-config-invalid"
     severity = Severity.ERROR
     message = "quantization_config (fp8): {problem}"
@@ -195,6 +202,7 @@ class UnknownQuantMethod(Rule):
     """
 
     code = "Q008"
+    exception = "ValueError"
     name = "unknown-quant-method"
     severity = Severity.ERROR
     message = "quant_method {method!r} is not a vLLM quantization method"
@@ -251,6 +259,7 @@ class ModeloptAlgoUnknown(Rule):
     """
 
     code = "Q011"
+    exception = "ValueError"
     name = "modelopt-algo-unknown"
     severity = Severity.ERROR
     message = "ModelOpt quant_algo {algo!r} is not one vLLM maps to a quantization method"

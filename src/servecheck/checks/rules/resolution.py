@@ -29,6 +29,7 @@ class FusedShardsDiffer(Rule):
     """
 
     code = "R001"
+    exception = "ValueError"
     name = "fused-shards-differ"
     severity = Severity.ERROR
     message = "ignore list covers {covered} but not {uncovered} of fused {module}"
@@ -51,6 +52,7 @@ class MoeProjectionsDiffer(Rule):
     """
 
     code = "R002"
+    exception = "ValueError"
     name = "moe-projections-differ"
     severity = Severity.ERROR
     message = "{module}: expert projections resolve differently ({detail})"
@@ -72,6 +74,7 @@ class NoCompatibleScheme(Rule):
     """
 
     code = "R003"
+    exception = "NotImplementedError"
     name = "no-compatible-scheme"
     severity = Severity.ERROR
     message = "{module}: no vLLM scheme for weights {weights}, inputs {inputs}, format {format}"
@@ -90,6 +93,7 @@ class Nvfp4InputMismatch(Rule):
     """
 
     code = "R004"
+    exception = "ValueError"
     name = "nvfp4-input-mismatch"
     severity = Severity.ERROR
     message = "{module}: NVFP4 weights with {inputs} input activations"
@@ -116,6 +120,7 @@ class UnmatchedTarget(Rule):
     """
 
     code = "R005"
+    exception = "ValueError"
     name = "unmatched-target"
     severity = Severity.WARNING
     message = "{module} matches no target and vLLM {ver} will run it unquantized"
@@ -134,6 +139,7 @@ class UnsupportedMoeScheme(Rule):
     """
 
     code = "R006"
+    exception = "RuntimeError"
     name = "unsupported-moe-scheme"
     severity = Severity.ERROR
     message = "{module}: no fused-MoE method for weights {weights}, inputs {inputs}"
@@ -152,6 +158,7 @@ class QuantizedEmbedding(Rule):
     """
 
     code = "R007"
+    exception = "ValueError"
     name = "embedding-scheme-unsupported"
     severity = Severity.ERROR
     message = "{module} is targeted with {weights}; embeddings allow only INT weight-only"
@@ -173,6 +180,7 @@ class Fp8FusedShardsDiffer(Rule):
     """
 
     code = "R008"
+    exception = "ValueError"
     name = "fp8-fused-shards-differ"
     severity = Severity.ERROR
     message = "ignored_layers lists {covered} but not {uncovered} of fused {module}"
@@ -219,6 +227,7 @@ class SchemeNeedsNewerGpu(Rule):
     """
 
     code = "R010"
+    exception = "RuntimeError"
     name = "scheme-capability"
     severity = Severity.ERROR
     message = "{scheme} needs compute capability {need}; {gpu} has {have}"

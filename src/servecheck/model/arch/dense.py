@@ -24,8 +24,11 @@ def attention_biases(cfg: ModelConfig) -> tuple[bool, bool]:
     """(qkv bias, o_proj bias) as each model class builds them."""
     if cfg.model_type == "qwen2" or cfg.architecture == "Qwen2ForCausalLM":
         return True, False  # vLLM 0.33 models/qwen2.py Qwen2Attention: qkv bias=True, o bias=False
-    if cfg.architecture in ("Qwen3ForCausalLM", "Qwen3MoeForCausalLM"):
-        return cfg.attention_bias, False  # vLLM 0.33 models/qwen3.py qkv_bias=attention_bias
+    if cfg.architecture in ("Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "Glm4MoeForCausalLM"):
+        # vLLM 0.33 models/qwen3.py and glm4_moe.py: qkv bias=attention_bias, o_proj bias=False
+        return cfg.attention_bias, False
+    if cfg.architecture == "MixtralForCausalLM":
+        return False, False  # vLLM 0.33 models/mixtral.py MixtralAttention: no biases
     # vLLM 0.33 models/llama.py LlamaDecoderLayer: qkv_bias (if set) else attention_bias; o uses
     # attention_bias
     o_bias = bool(cfg.raw.get("attention_bias", False) or cfg.raw.get("bias", False))
