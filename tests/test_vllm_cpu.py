@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, ROOT
 
+from conftest import FIXTURES, ROOT
 from servecheck.api import check
 from servecheck.checks.registry import Finding, Severity
 from servecheck.targets import target_from_option
@@ -94,10 +94,7 @@ def test_cpu_prediction_matches_vllm(name, tmp_path):
     report = check(FIXTURES / name, target=target_from_option("cpu"))
     errors = [f for f in report.findings if f.severity == Severity.ERROR]
     loaded = result["outcome"] == "loaded"
-    if loaded:
-        agree = not errors
-    else:
-        agree = any(names_failure(f, result) for f in errors)
+    agree = not errors if loaded else any(names_failure(f, result) for f in errors)
     actual = "loaded" if loaded else f"{result.get('error_type')}: {result.get('error_message')}"
     predicted = ", ".join(f"{f.code} {f.exception}" for f in errors) or "loads"
     RESULTS[name] = (actual, predicted, agree)
