@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from servecheck.checks.audit import AuditResult, audit
 from servecheck.checks.expected import module_tensors
@@ -55,6 +56,7 @@ class CheckReport:
     module_bytes: Mapping[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     kernels: KernelReport | None = None  # kernel per module on the target (hardware/)
+    plan: Any = None  # plan.Plan: memory and parallel layout on the target GPUs (plan/)
 
     @property
     def verdict(self) -> str:
@@ -103,7 +105,7 @@ def check(
         findings += kernels.findings
     notes = tuple(n for n in (version.note(), *inventory.notes) if n)
     findings.sort(key=lambda f: (f.severity.rank, f.code))
-    return CheckReport(
+    report = CheckReport(
         location=ckpt.location,
         checkpoint=ckpt,
         version=version,
@@ -119,6 +121,9 @@ def check(
         notes=notes,
         kernels=kernels,
     )
+    from servecheck.plan import attach_plan
+
+    return attach_plan(report)
 
 
 def estimated_bytes(

@@ -16,6 +16,7 @@ from servecheck.commands import compare as compare_cmd
 from servecheck.commands import explain as explain_cmd
 from servecheck.commands import fix as fix_cmd
 from servecheck.commands import gpus as gpus_cmd
+from servecheck.commands import plan as plan_cmd
 
 app = typer.Typer(
     name="servecheck",
@@ -31,6 +32,7 @@ app.command(epilog=explain_cmd.EPILOG)(explain_cmd.explain)
 app.command(epilog=fix_cmd.EPILOG)(fix_cmd.fix)
 app.command(epilog=compare_cmd.EPILOG)(compare_cmd.compare)
 app.command(epilog=gpus_cmd.EPILOG)(gpus_cmd.gpus)
+app.command(epilog=plan_cmd.EPILOG)(plan_cmd.plan)
 
 
 def main() -> None:

@@ -1,0 +1,87 @@
+"""Memory and parallelism planning: will the model fit, with which layout, at what context.
+
+    plan_model(path, gpu="RTX PRO 6000", gpus=2)  -> Plan
+    attach_plan(report)                            -> the CheckReport with a plan and its findings
+
+Modules: weights (bytes per GPU), kv_cache (vLLM's KV sizing), overhead (activation peak,
+non-torch, CUDA graphs), layouts (valid TP/PP/EP and vLLM's errors), memory (one layout's
+budget and verdict), recommend (choice and `vllm serve` command), planner (all layouts),
+report and svg (rendering). Constants live in knowledge/memory.toml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from servecheck.plan.config import ServeOptions
+from servecheck.plan.planner import Plan, make_plan
+
+__all__ = ["Plan", "ServeOptions", "attach_plan", "make_plan", "plan_model"]
+
+
+def plan_model(
+    model: str | Path,
+    *,
+    gpu: str,
+    gpus: int = 1,
+    nodes: int = 1,
+    options: ServeOptions | None = None,
+    vllm_version: str | None = None,
+) -> Plan:
+    """Check a checkpoint and plan it on `gpus` x `nodes` GPUs named `gpu`."""
+    from servecheck.api import Target, check
+    from servecheck.hardware.gpus import find_gpu
+
+    row = find_gpu(gpu)
+    target = Target(
+        name=row.name,
+        kind="gpu",
+        capability=row.capability,
+        memory_bytes=row.total_memory_bytes,
+        count=gpus * nodes,
+    )
+    report = check(model, vllm_version=vllm_version, target=target)
+    if getattr(report, "plan", None) is not None and (options is None and nodes == 1):
+        return report.plan
+    return make_plan(report, row, gpus, nodes, options, model_arg=serve_model_arg(model))
+
+
+def serve_model_arg(model: str | Path) -> str:
+    """What to pass to `vllm serve`: the checkpoint folder (not its config.json)."""
+    path = Path(model)
+    if path.name == "config.json":
+        path = path.parent
+    return str(path)
+
+
+def attach_plan(report: Any) -> Any:
+    """Add the plan for report.target (a GPU and a count) and its findings to a CheckReport."""
+    target = report.target
+    if target.kind != "gpu":
+        return report
+    from servecheck.errors import InputError
+    from servecheck.hardware.gpus import find_gpu
+
+    try:
+        row = find_gpu(target.name)
+    except InputError:
+        return report
+    total = None
+    if target.memory_bytes and target.memory_bytes != row.total_memory_bytes:
+        # a detected GPU: its driver-reported total, less the CUDA reserve
+        from servecheck.plan.config import GIB, table
+
+        total = target.memory_bytes - round(table()["cuda_total"]["reserve_gib"] * GIB)
+    plan = make_plan(
+        report,
+        row,
+        max(target.count, 1),
+        1,
+        ServeOptions(),
+        model_arg=serve_model_arg(report.location),
+        cuda_total=total,
+    )
+    findings = sorted((*report.findings, *plan.findings), key=lambda f: (f.severity.rank, f.code))
+    return dataclasses.replace(report, plan=plan, findings=tuple(findings))

@@ -54,9 +54,18 @@ def to_dict(report: CheckReport) -> dict[str, Any]:
         },
         "modules": [_module(report, r) for r in report.resolution.resolutions],
         "hardware": report.kernels.as_dict() if report.kernels is not None else None,
+        "plan": _plan(report),
         "findings": [f.as_dict() for f in report.findings],
         "notes": list(report.notes),
     }
+
+
+def _plan(report: CheckReport) -> dict[str, Any] | None:
+    if getattr(report, "plan", None) is None:
+        return None
+    from servecheck.plan.report import plan_to_dict
+
+    return plan_to_dict(report.plan)
 
 
 def _groups(report: CheckReport) -> list[dict[str, Any]]:

@@ -111,6 +111,10 @@ def render_markdown(report: CheckReport) -> str:
         out.append("")
         out.append(f"<sub>Source: {f.vllm_ref}</sub>")
         out.append("")
+    if getattr(report, "plan", None) is not None:
+        from servecheck.plan.report import render_plan_markdown
+
+        out += [render_plan_markdown(report.plan)]
     out += ["## Recommendation", ""]
     if errors:
         out.append("vLLM will not load this checkpoint as it stands; follow the plan below.")

@@ -25,6 +25,10 @@ def render_text(report: CheckReport, console: Console, verbose: bool = False) ->
         from servecheck.report.kernel_table import rich_kernels
 
         console.print(rich_kernels(report.kernels))
+    if getattr(report, "plan", None) is not None:
+        from servecheck.plan.report import render_plan_summary
+
+        render_plan_summary(report.plan, console)
     if report.findings:
         console.print(Text("Findings", style="bold"))
         for f in report.findings:
