@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from servecheck.commands.check import KernelEnvOpt
 from servecheck.commands.options import (
     FormatOpt,
     ModelArg,
@@ -67,6 +68,7 @@ def plan(
     ] = False,
     enforce_eager: Annotated[bool, typer.Option("--enforce-eager", help="No CUDA graphs.")] = False,
     vllm_version: VllmVersionOpt = None,
+    kernel_env: KernelEnvOpt = None,
     output: FormatOpt = OutputFormat.text,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -97,6 +99,7 @@ def plan(
             nodes=nodes,
             options=options,
             vllm_version=vllm_version,
+            kernel_env=kernel_env or (),
         )
     except InputError as exc:
         fail_usage(str(exc))

@@ -29,6 +29,7 @@ def plan_model(
     nodes: int = 1,
     options: ServeOptions | None = None,
     vllm_version: str | None = None,
+    kernel_env: tuple[str, ...] | list[str] = (),
 ) -> Plan:
     """Check a checkpoint and plan it on `gpus` x `nodes` GPUs named `gpu`."""
     from servecheck.api import Target, check
@@ -42,7 +43,7 @@ def plan_model(
         memory_bytes=row.total_memory_bytes,
         count=gpus * nodes,
     )
-    report = check(model, vllm_version=vllm_version, target=target)
+    report = check(model, vllm_version=vllm_version, target=target, kernel_env=kernel_env)
     if getattr(report, "plan", None) is not None and (options is None and nodes == 1):
         return report.plan
     return make_plan(report, row, gpus, nodes, options, model_arg=serve_model_arg(model))

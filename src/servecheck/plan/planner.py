@@ -285,8 +285,14 @@ def make_plan(
 
 
 def _env_from_findings(report: Any) -> dict[str, str]:
-    """Environment variables other rules call for (finding.evidence['env'] = {NAME: value})."""
+    """Environment variables the launch needs: the VLLM_*/NCCL_* variables the kernel
+    prediction assumed (--kernel-env), and any a rule calls for (finding.evidence['env'])."""
     env: dict[str, str] = {}
+    kernels = getattr(report, "kernels", None)
+    assumed = getattr(getattr(kernels, "env", None), "env", None) or {}
+    for name, value in assumed.items():
+        if str(name).startswith(("VLLM_", "NCCL_", "CUDA_")):
+            env[str(name)] = str(value)
     for f in getattr(report, "findings", ()):
         extra = f.evidence.get("env") if isinstance(f.evidence, dict) else None
         if isinstance(extra, dict):
