@@ -70,7 +70,7 @@ def uses_sparse_mla(cfg: ModelConfig) -> bool:
 
 
 def priorities(device: Device, mla: bool, sparse: bool) -> list[str]:
-    """vLLM 0.33 platforms/cuda.py:83-196 _get_backend_priorities (sparse lists simplified)."""
+    """vLLM 0.33 platforms/cuda.py:83-181 _get_backend_priorities (sparse lists simplified)."""
     p = kernel_table()["attention_priority"]
     major = device.major
     if mla:

@@ -127,7 +127,7 @@ def _fp8_choice(layer: Layer, block: bool, ctx: Context) -> KernelChoice:
     """vLLM 0.33 kernels/linear/__init__.py:746-842 init_fp8_linear_kernel."""
     family = "fp8_block_linear" if block else "fp8_linear"
     names = candidates(family, ctx.version)
-    # __init__.py:407-436 _resolve_backend_kernels -> prioritize_humming
+    # __init__.py:410-441 _resolve_backend_kernels -> prioritize_humming
     names = prioritize_humming(names, ctx.device.capability)
     sel = selection(family)
     return first_passing(
