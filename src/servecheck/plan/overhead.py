@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from servecheck.model.config import ModelConfig
 from servecheck.plan.config import GIB, MIB, Era, table
 from servecheck.plan.layouts import Layout
+from servecheck.versions import parse_version
 
 
 @dataclass(frozen=True)
@@ -80,18 +81,26 @@ def activation_peak(
     return int(max(forward, peak))
 
 
+def _cublas_before_snapshot(era: Era) -> float:
+    cfg = table()["non_torch"]
+    if parse_version(era.start) >= parse_version(cfg["cublas_before_snapshot_from"]):
+        return float(cfg["cublas_gib"])
+    return 0.0
+
+
 def non_torch(era: Era, layout: Layout) -> int:
     cfg = table()["non_torch"]
     if era.v0:
         return round(cfg["v0_gib"] * GIB)
     extra = cfg["v1_multi_extra_gib"] if layout.world > 1 else 0.0
-    return round((cfg["v1_single_gib"] + extra) * GIB)
+    single = max(cfg["v1_single_gib"] - _cublas_before_snapshot(era), 0.0)
+    return round((single + extra) * GIB)
 
 
-def startup_used(layout: Layout) -> int:
+def startup_used(layout: Layout, era: Era) -> int:
     cfg = table()["startup"]
     extra = cfg["multi_gpu_extra_gib"] if layout.world > 1 else 0.0
-    return round((cfg["context_gib"] + extra) * GIB)
+    return round((cfg["context_gib"] + extra + _cublas_before_snapshot(era)) * GIB)
 
 
 def cudagraph_estimate(cfg: ModelConfig, *, layers: int, enforce_eager: bool) -> int:
@@ -135,5 +144,5 @@ def overheads(
         non_torch=non_torch(era, layout),
         cudagraph=cudagraph_estimate(cfg, layers=layers, enforce_eager=enforce_eager),
         cudagraph_in_budget=era.cudagraph_in_budget and not enforce_eager,
-        startup_used=startup_used(layout),
+        startup_used=startup_used(layout, era),
     )
