@@ -80,7 +80,19 @@ def check(
     kernel_env: Sequence[str] = (),
 ) -> CheckReport:
     """Run every check on a local checkpoint folder or config.json."""
-    ckpt = open_local(model)
+    return check_checkpoint(
+        open_local(model), vllm_version=vllm_version, target=target, kernel_env=kernel_env
+    )
+
+
+def check_checkpoint(
+    ckpt: Checkpoint,
+    *,
+    vllm_version: str | None = None,
+    target: Target = NO_TARGET,
+    kernel_env: Sequence[str] = (),
+) -> CheckReport:
+    """Run every check on an opened checkpoint (e.g. one whose config was edited in memory)."""
     version = resolve_version(vllm_version)
     cfg = parse_config(ckpt.config)
     inventory = build_inventory(cfg, ckpt.tensors)

@@ -38,7 +38,6 @@ from pathlib import Path
 import regex
 
 from servecheck.api import CheckReport
-from servecheck.checks.audit import audit
 from servecheck.checks.expected import FLOAT_DTYPES, linear_specs
 from servecheck.checks.registry import Finding
 from servecheck.model.inventory import (
@@ -379,15 +378,14 @@ def with_ignore(report: CheckReport, entries: Sequence[str]) -> dict:
 
 
 def recheck_findings(report: CheckReport, config: dict) -> tuple[Finding, ...]:
-    """The quantization, resolution and audit findings `check` would report for the same
-    checkpoint with another config.json, computed in memory (the ignore-list checks; the full
-    `check` is re-run on an overlay by run_fix)."""
-    quant, resolution = resolve_config(report, config)
-    findings: list[Finding] = [*quant.problems, *resolution.findings]
-    if not report.checkpoint.config_only:
-        ckpt = dataclasses.replace(report.checkpoint, config=config)
-        findings += audit(ckpt, report.model, report.inventory, resolution, report.version).findings
-    return tuple(findings)
+    """The findings `check` reports for the same checkpoint with another config.json, computed
+    in memory (nothing is written)."""
+    from servecheck.api import check_checkpoint
+
+    ckpt = dataclasses.replace(report.checkpoint, config=config)
+    return check_checkpoint(
+        ckpt, vllm_version=report.version.requested, target=report.target
+    ).findings
 
 
 def resolve_config(report: CheckReport, config: dict) -> tuple[QuantSpec, ResolutionResult]:
@@ -1276,13 +1274,6 @@ def write_overlay(cfg_path: Path, out: Path, new_text: str, force: bool = False)
     return WriteResult(out_abs / "config.json", links=tuple(links))
 
 
-def temporary_overlay(cfg_path: Path, new_text: str) -> tempfile.TemporaryDirectory:
-    """A throw-away overlay (for re-running check on the result); the caller cleans it up."""
-    tmp = tempfile.TemporaryDirectory(prefix="servecheck-fix-")
-    write_overlay(cfg_path, Path(tmp.name) / "model", new_text)
-    return tmp
-
-
 def group_verdicts(verdicts: Iterable[EntryVerdict]) -> list[tuple[str, list[EntryVerdict]]]:
     """Verdicts grouped by (layer-independent entry, accepted, reason code), in first order."""
     groups: dict[tuple, list[EntryVerdict]] = {}
@@ -1354,11 +1345,11 @@ def run_fix(
 ) -> FixOutcome:
     """Check `model`, propose a fix, re-check the result, and optionally write it.
 
-    The re-check runs servecheck's `check` on a temporary overlay folder (the new config.json
-    plus symlinks to the original files), so the user's folder is only written with `write`
-    (atomically, keeping config.json.orig) and `out` names a new overlay folder.
+    The re-check runs servecheck's `check` in memory on the checkpoint with the new config, so
+    the user's folder is only written with `write` (atomically, keeping config.json.orig) and
+    `out` names a new overlay folder.
     """
-    from servecheck.api import NO_TARGET, check
+    from servecheck.api import NO_TARGET, check, check_checkpoint
 
     target = target or NO_TARGET
     if write and out is not None:
@@ -1370,11 +1361,8 @@ def run_fix(
     new_text = render_config(original, proposal.config) if proposal.changed else original
     diff = unified_diff(original, new_text, cfg_path.name)
     if proposal.changed:
-        tmp = temporary_overlay(cfg_path, new_text)
-        try:
-            after = check(Path(tmp.name) / "model", vllm_version=vllm_version, target=target)
-        finally:
-            tmp.cleanup()
+        edited = dataclasses.replace(report.checkpoint, config=json.loads(new_text))
+        after = check_checkpoint(edited, vllm_version=vllm_version, target=target)
     else:
         after = report
     written = None
