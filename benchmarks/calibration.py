@@ -7,6 +7,7 @@ settings, next to the logged values.
 
     python benchmarks/calibration.py            # markdown table on stdout
     python benchmarks/calibration.py --json     # one object per record
+    python benchmarks/calibration.py --update-doc   # rewrite the table in docs/calibration.md
 
 Records whose config lives in /work/shared/real_configs are skipped when it is absent.
 """
@@ -351,6 +352,11 @@ def main(argv: list[str]) -> int:
     results = run()
     if "--json" in argv:
         print(json.dumps([asdict(r) for r in results], indent=2))
+    elif "--update-doc" in argv:
+        doc = ROOT / "docs" / "calibration.md"
+        text = doc.read_text(encoding="utf-8")
+        head = text[: text.index("## Results")]
+        doc.write_text(head + "## Results\n\n" + markdown(results), encoding="utf-8")
     else:
         sys.stdout.write(markdown(results))
     return 0
