@@ -453,3 +453,14 @@ def test_mutated_inputs_are_not_shared():
     before = copy.deepcopy(dict(report.module_bytes))
     make_plan(report, find_gpu("H100"), 4)
     assert dict(report.module_bytes) == before
+
+
+def test_recommends_higher_utilization_before_shorter_context():
+    # llm-d: Qwen3-32B on one H100 at max-model-len 32000 failed at the default 0.9
+    qwen = ROOT / "tests" / "data" / "calibration" / "configs" / "Qwen--Qwen3-32B"
+    opts = ServeOptions(max_model_len=32000)
+    plan = plan_model(qwen, gpu="H100", gpus=1, options=opts, vllm_version="0.11.0")
+    assert plan.layouts[0].status == "context"
+    assert plan.fits and plan.recommended.utilization == 0.95
+    assert "--gpu-memory-utilization 0.95" in plan.command.serve
+    assert plan.notes and "0.95" in plan.notes[0]

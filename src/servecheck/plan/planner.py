@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from servecheck.checks.registry import Finding, Severity
@@ -18,6 +18,7 @@ from servecheck.plan.config import (
     cuda_total_bytes,
     default_block_size,
     era_for,
+    table,
 )
 from servecheck.plan.kv_cache import kv_spec, resolve_kv_dtype
 from servecheck.plan.layouts import (
@@ -180,7 +181,7 @@ def make_plan(
     candidates = only or enumerate_layouts(gpus_per_node, nodes, cfg.is_moe)
     if options.enable_expert_parallel is not None and only is None:
         candidates = [c for c in candidates if c.ep == options.enable_expert_parallel or c.tp == 1]
-    plans: list[LayoutPlan] = []
+    prepared = []
     for layout in candidates:
         problems = check_layout(layout, ctx)
         weights = plan_weights(
@@ -212,26 +213,44 @@ def make_plan(
             )
             for s in weights.stages
         ]
-        plans.append(
+        prepared.append((layout, problems, weights.stages, ovs, kv))
+
+    def plan_all(opts: ServeOptions) -> list[LayoutPlan]:
+        return [
             plan_layout(
                 cfg,
                 layout,
                 problems,
-                weights.stages,
+                stages,
                 ovs,
                 kv,
                 total=total,
                 era=era,
-                options=options,
+                options=opts,
                 max_model_len=max_len,
                 batched_tokens=batched,
                 gpu_name=gpu.name,
                 ver=ver,
             )
-        )
+            for layout, problems, stages, ovs, kv in prepared
+        ]
+
+    plans = plan_all(options)
     total_gpus = gpus_per_node * nodes
     best = choose(plans, total_gpus)
     rec_len: int | None = options.max_model_len
+    rec_util = options.gpu_memory_utilization
+    notes: list[str] = []
+    retry = float(table()["recommend"]["retry_utilization"])
+    if best is None and rec_util is None and retry > era.gpu_memory_utilization:
+        # What vLLM's own message suggests first: a larger share of the GPU.
+        best = choose(plan_all(replace(options, gpu_memory_utilization=retry)), total_gpus)
+        if best is not None:
+            rec_util = retry
+            notes.append(
+                f"fits only with --gpu-memory-utilization {retry:g} (default "
+                f"{era.gpu_memory_utilization:g})"
+            )
     if best is None and not options.max_model_len:
         # Nothing serves the model's full context: recommend the layout that serves the
         # longest one, with --max-model-len set to it.
@@ -246,7 +265,7 @@ def make_plan(
             model_arg or report.location,
             best,
             max_model_len=rec_len,
-            utilization=options.gpu_memory_utilization,
+            utilization=rec_util,
             kv_cache_dtype=options.kv_cache_dtype,
             env=env,
             speculative_tokens=cfg.num_nextn_predict_layers if options.speculative else None,
@@ -281,6 +300,7 @@ def make_plan(
         findings=tuple(findings),
         moe_tp_table=tuple(moe_fp8_tp_table(ctx)),
         estimated=tuple(estimated),
+        notes=tuple(notes),
     )
 
 

@@ -102,6 +102,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "layouts": [layout_to_dict(p, plan) for p in plan.layouts],
         "moe_tp_sizes": list(plan.moe_tp_table),
         "estimated_terms": list(plan.estimated),
+        "notes": list(plan.notes),
         "findings": [f.as_dict() for f in plan.findings],
     }
 
@@ -176,6 +177,8 @@ def render_plan_text(plan: Plan, console: Console, verbose: bool = False) -> Non
     rec = plan.recommended
     if rec is not None:
         console.print(Text(f"\nRecommended: {rec.layout.label}", style="bold green"))
+        for note in plan.notes:
+            console.print(Text(f"  ({note})", style="yellow"))
         render_bars(rec, console)
         console.print(Text("\nLaunch:", style="bold"))
         console.print(Text(plan.command.text() if plan.command else "", style="cyan"))
@@ -220,6 +223,8 @@ def render_plan_summary(plan: Plan, console: Console) -> None:
         f"{rec.concurrency:.2f}x at {rec.max_model_len:,}"
     )
     console.print(line)
+    for note in plan.notes:
+        console.print(Text(f"  ({note})", style="yellow"))
     render_bars(rec, console)
     if plan.command:
         console.print(Text("  " + plan.command.text().replace("\n", "\n  "), style="cyan"))
@@ -307,6 +312,7 @@ def render_plan_markdown(plan: Plan, heading: str = "##") -> str:
     rec = plan.recommended
     if rec is not None:
         out += [f"**Recommended: {rec.layout.label}**", ""]
+        out += [f"> {note}" for note in plan.notes] + ([""] if plan.notes else [])
         out.append(render_svg(rec, f"Memory per GPU, {rec.layout.label} on {plan.gpu.name}"))
         out += ["", "```sh", plan.command.text() if plan.command else "", "```", ""]
     else:
