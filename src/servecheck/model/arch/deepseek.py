@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from servecheck.model.arch.dense import top_level
-from servecheck.model.arch.moe import mtp_extras, router
+from servecheck.model.arch.dense import attention_block, top_level
+from servecheck.model.arch.moe import mtp_extras, router, shared_and_routed_experts
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import (
     ATTN_MLA_A,
     ATTN_MLA_KV_B,
     ATTN_MLA_Q,
     ATTN_O,
-    SHARED_DOWN,
-    SHARED_GATE_UP,
-    Experts,
     Inventory,
     LoaderRules,
     Module,
@@ -20,7 +17,6 @@ from servecheck.model.inventory import (
     gated_mlp,
     linear,
     norm,
-    routed_experts,
 )
 
 
@@ -109,9 +105,7 @@ def is_moe_layer(cfg: ModelConfig, i: int) -> bool:
 
 def deepseek_layer(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
     p = f"model.layers.{i}"
-    modules = [norm(f"{p}.input_layernorm", cfg.hidden_size, i, mtp)]
-    modules += mla_attention(cfg, i, mtp)
-    modules.append(norm(f"{p}.post_attention_layernorm", cfg.hidden_size, i, mtp))
+    modules = attention_block(cfg, i, mla_attention(cfg, i, mtp), mtp)
     if not is_moe_layer(cfg, i):
         return modules + gated_mlp(f"{p}.mlp", cfg.hidden_size, cfg.intermediate_size, i, mtp=mtp)
     # vLLM 0.33 deepseek_v2.py DeepseekV2MoE: GateLinear without quant_config; an fp32
@@ -126,19 +120,7 @@ def deepseek_layer(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
             mtp=mtp,
         )
     )
-    if cfg.num_shared_experts:
-        modules += gated_mlp(
-            f"{p}.mlp.shared_experts",
-            cfg.hidden_size,
-            cfg.moe_intermediate_size * cfg.num_shared_experts,
-            i,
-            kind_gate_up=SHARED_GATE_UP,
-            kind_down=SHARED_DOWN,
-            mtp=mtp,
-        )
-    experts = Experts(cfg.num_experts, cfg.hidden_size, cfg.moe_intermediate_size)
-    modules.append(routed_experts(f"{p}.mlp.experts", i, experts, mtp=mtp))
-    return modules
+    return modules + shared_and_routed_experts(cfg, i, mtp)
 
 
 def build(cfg: ModelConfig) -> Inventory:

@@ -53,6 +53,19 @@ def decoder_attention(cfg: ModelConfig, i: int, prefix: str, mtp: bool = False) 
     )
 
 
+def attention_block(
+    cfg: ModelConfig, i: int, attn: list[Module] | None = None, mtp: bool = False
+) -> list[Module]:
+    """A decoder layer's first half: input_layernorm, attention, post_attention_layernorm."""
+    p = f"model.layers.{i}"
+    attn = attn if attn is not None else decoder_attention(cfg, i, p, mtp=mtp)
+    return [
+        norm(f"{p}.input_layernorm", cfg.hidden_size, i, mtp),
+        *attn,
+        norm(f"{p}.post_attention_layernorm", cfg.hidden_size, i, mtp),
+    ]
+
+
 def top_level(cfg: ModelConfig, embed_quant: bool = True) -> tuple[list[Module], list[Module]]:
     """(modules before the layers, modules after): embeddings, final norm, lm_head.
 
@@ -70,12 +83,9 @@ def build(cfg: ModelConfig) -> Inventory:
     head, tail = top_level(cfg)
     modules = list(head)
     for i in range(cfg.num_layers):
-        p = f"model.layers.{i}"
-        modules.append(norm(f"{p}.input_layernorm", cfg.hidden_size, i))
-        modules += decoder_attention(cfg, i, p)
-        modules.append(norm(f"{p}.post_attention_layernorm", cfg.hidden_size, i))
+        modules += attention_block(cfg, i)
         modules += gated_mlp(
-            f"{p}.mlp", cfg.hidden_size, cfg.intermediate_size, i, bias=cfg.mlp_bias
+            f"model.layers.{i}.mlp", cfg.hidden_size, cfg.intermediate_size, i, bias=cfg.mlp_bias
         )
     modules += tail
     return Inventory(

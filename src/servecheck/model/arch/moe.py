@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from servecheck.model.arch.dense import decoder_attention, top_level
+from servecheck.model.arch.dense import attention_block, top_level
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import (
     MTP_PROJ,
@@ -69,9 +69,7 @@ def build_qwen3_moe(cfg: ModelConfig) -> Inventory:
     modules = list(head)
     for i in range(cfg.num_layers):
         p = f"model.layers.{i}"
-        modules.append(norm(f"{p}.input_layernorm", cfg.hidden_size, i))
-        modules += decoder_attention(cfg, i, p)
-        modules.append(norm(f"{p}.post_attention_layernorm", cfg.hidden_size, i))
+        modules += attention_block(cfg, i)
         if qwen3_moe_is_sparse(cfg, i):
             # vLLM 0.33 models/qwen3_moe.py Qwen3MoeSparseMoeBlock: GateLinear gets quant_config
             modules.append(router(f"{p}.mlp", cfg, i, quantizable=True))
@@ -113,9 +111,7 @@ def build_mixtral(cfg: ModelConfig) -> Inventory:
     intermediate = cfg.intermediate_size
     for i in range(cfg.num_layers):
         p = f"model.layers.{i}"
-        modules.append(norm(f"{p}.input_layernorm", cfg.hidden_size, i))
-        modules += decoder_attention(cfg, i, p)
-        modules.append(norm(f"{p}.post_attention_layernorm", cfg.hidden_size, i))
+        modules += attention_block(cfg, i)
         # vLLM 0.33 models/mixtral.py MixtralMoE: GateLinear without quant_config, experts w1/w2/w3
         modules.append(router(f"{p}.block_sparse_moe", cfg, i, quantizable=False))
         experts = Experts(
@@ -147,9 +143,7 @@ def glm4_moe_is_sparse(cfg: ModelConfig, i: int) -> bool:
 
 def glm4_moe_layer(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
     p = f"model.layers.{i}"
-    modules = [norm(f"{p}.input_layernorm", cfg.hidden_size, i, mtp)]
-    modules += decoder_attention(cfg, i, p, mtp=mtp)
-    modules.append(norm(f"{p}.post_attention_layernorm", cfg.hidden_size, i, mtp))
+    modules = attention_block(cfg, i, mtp=mtp)
     if not glm4_moe_is_sparse(cfg, i):
         return modules + gated_mlp(f"{p}.mlp", cfg.hidden_size, cfg.intermediate_size, i, mtp=mtp)
     # vLLM 0.33 models/glm4_moe.py Glm4MoE: GateLinear(params_dtype=float32) without quant_config,
@@ -157,9 +151,17 @@ def glm4_moe_layer(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
     modules.append(
         router(f"{p}.mlp", cfg, i, quantizable=False, fp32=True, correction_bias=True, mtp=mtp)
     )
+    return modules + shared_and_routed_experts(cfg, i, mtp)
+
+
+def shared_and_routed_experts(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
+    """GLM-4.5 / DeepSeek-V3 MoE block after the router: shared experts (one MLP of
+    moe_intermediate_size x n_shared_experts) and the routed experts."""
+    p = f"model.layers.{i}.mlp"
+    modules: list[Module] = []
     if cfg.num_shared_experts:
         modules += gated_mlp(
-            f"{p}.mlp.shared_experts",
+            f"{p}.shared_experts",
             cfg.hidden_size,
             cfg.moe_intermediate_size * cfg.num_shared_experts,
             i,
@@ -168,7 +170,7 @@ def glm4_moe_layer(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
             mtp=mtp,
         )
     experts = Experts(cfg.num_experts, cfg.hidden_size, cfg.moe_intermediate_size)
-    modules.append(routed_experts(f"{p}.mlp.experts", i, experts, mtp=mtp))
+    modules.append(routed_experts(f"{p}.experts", i, experts, mtp=mtp))
     return modules
 
 
