@@ -566,6 +566,7 @@ def _cpu_findings(modules, attention, ver: str, cpu: CpuInfo) -> list[Finding]:
                 reasons=reasons,
                 oracle=c.family.removesuffix("_moe") + ".py",
                 vllm_text=c.error,
+                exception=c.error_type,
                 ver=ver,
             )
         else:
@@ -579,6 +580,7 @@ def _cpu_findings(modules, attention, ver: str, cpu: CpuInfo) -> list[Finding]:
                 reasons=reasons,
                 function=c.family,
                 vllm_text=c.error,
+                exception=c.error_type,
                 ver=ver,
             )
     out = col.findings()

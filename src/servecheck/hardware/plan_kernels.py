@@ -296,6 +296,7 @@ def _findings(
                     key=c.error,
                     module=m.name,
                     vllm_text=c.error,
+                    exception=c.error_type,
                     ver=ver,
                 )
             elif c.label == FORCED_FAILED:
@@ -307,6 +308,7 @@ def _findings(
                     backend=c.steps[0].candidate if c.steps else "?",
                     reason=c.steps[0].reason if c.steps else "",
                     vllm_text=c.error,
+                    exception=c.error_type,
                     ver=ver,
                 )
             elif c.family.endswith("_moe"):
@@ -320,6 +322,7 @@ def _findings(
                     reasons=reasons,
                     oracle=c.family.removesuffix("_moe") + ".py",
                     vllm_text=c.error,
+                    exception=c.error_type,
                     ver=ver,
                 )
             else:
@@ -333,6 +336,7 @@ def _findings(
                     reasons=reasons,
                     function=_FUNCTION.get(c.family, "choose_scaled_mm_linear_kernel"),
                     vllm_text=c.error,
+                    exception=c.error_type,
                     ver=ver,
                 )
             continue

@@ -30,6 +30,7 @@ class NoLinearKernel(Rule):
     """
 
     code = "H001"
+    exception = "ValueError"
     name = "no-linear-kernel"
     severity = Severity.ERROR
     message = "{module}: no {scheme} linear kernel on {target} ({reasons})"
@@ -60,6 +61,7 @@ class NoMoeBackend(Rule):
     """
 
     code = "H002"
+    exception = "NotImplementedError"
     name = "no-moe-backend"
     severity = Severity.ERROR
     message = "{module}: no {scheme} MoE backend on {target} ({reasons})"
@@ -114,6 +116,7 @@ class NoAttentionBackend(Rule):
     """
 
     code = "H004"
+    exception = "ValueError"
     name = "no-attention-backend"
     severity = Severity.ERROR
     message = "no attention backend for {what} on {target}"
@@ -141,6 +144,7 @@ class CudaBuildLacksArch(Rule):
     """
 
     code = "H005"
+    exception = "RuntimeError"
     name = "cuda-build-lacks-arch"
     severity = Severity.ERROR
     message = "{target} ({sm}) needs a CUDA {need} build; vLLM {ver} is built for CUDA {cuda}"
@@ -164,6 +168,7 @@ class MoeSchemeRejected(Rule):
     """
 
     code = "H006"
+    exception = "ValueError"
     name = "moe-scheme-rejected"
     severity = Severity.ERROR
     message = "{module}: {vllm_text}"
@@ -189,6 +194,7 @@ class ForcedBackendUnsupported(Rule):
     """
 
     code = "H007"
+    exception = "ValueError"
     name = "forced-backend-unsupported"
     severity = Severity.ERROR
     message = "{module}: forced backend {backend} cannot run here ({reason})"
