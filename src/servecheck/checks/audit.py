@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from servecheck.checks.collect import Collector
@@ -61,6 +61,7 @@ class _Owner:
 
     module: Module
     specs: dict[str, Spec]  # suffix -> spec
+    found: int = 0  # how many of its expected tensors are stored (over all experts)
 
 
 class _Index:
@@ -114,27 +115,11 @@ def audit(
     by_res = resolved.by_name()
     index = _Index(inv, by_res)
 
-    stored_layers = _stored_layers(tensors)
-    base_layers = set(range(cfg.num_layers))
-    mtp_layers = set(range(cfg.num_layers, cfg.num_layers + cfg.num_nextn_predict_layers))
-    missing_layers = sorted(base_layers - stored_layers)
-    if missing_layers or (stored_layers - base_layers - mtp_layers):
-        stored = len(stored_layers & base_layers) + len(stored_layers - base_layers - mtp_layers)
-        findings.append(
-            rules.LayerCountMismatch.make(
-                [f"model.layers.{i}" for i in missing_layers],
-                expected=cfg.num_layers,
-                stored=stored,
-                ver=ver,
-            )
-        )
-    if mtp_layers and not (stored_layers & mtp_layers):
-        findings.append(rules.MtpLayersMissing.make(n=cfg.num_nextn_predict_layers, ver=ver))
-
     c = Collector()
     contradicted: set[str] = set()  # modules whose weight dtype contradicts their scheme
     module_bytes: Counter[str] = Counter()
     unowned = 0
+    unowned_names: list[str] = []
     router_quant: list[str] = []
     prefixes = index.prefixes
     for name, t in tensors.items():
@@ -142,6 +127,7 @@ def audit(
         owner = prefixes.get(prefix) or index.lookup(prefix)
         if owner is None:
             unowned += t.nbytes
+            unowned_names.append(name)
             _unexpected(c, name, inv, ver)
             continue
         m = owner.module
@@ -154,6 +140,7 @@ def audit(
             elif res.error is None:
                 _unexpected(c, name, inv, ver, module=m)
             continue
+        owner.found += 1
         if res.error is not None or spec.role == "estimate":
             continue
         if spec.dtypes is not None and t.dtype not in spec.dtypes:
@@ -176,6 +163,25 @@ def audit(
                 rules.ShapeMismatch, name, stored=list(t.shape), expected=list(spec.shape), ver=ver
             )
 
+    stored_layers = {
+        m.layer for m in inv.modules if m.layer is not None and module_bytes.get(m.name)
+    } | _stored_layers(unowned_names)
+    base_layers = set(range(cfg.num_layers))
+    mtp_layers = set(range(cfg.num_layers, cfg.num_layers + cfg.num_nextn_predict_layers))
+    missing_layers = sorted(base_layers - stored_layers)
+    if missing_layers or (stored_layers - base_layers - mtp_layers):
+        stored = len(stored_layers & base_layers) + len(stored_layers - base_layers - mtp_layers)
+        findings.append(
+            rules.LayerCountMismatch.make(
+                [f"model.layers.{i}" for i in missing_layers],
+                expected=cfg.num_layers,
+                stored=stored,
+                ver=ver,
+            )
+        )
+    if mtp_layers and not (stored_layers & mtp_layers):
+        findings.append(rules.MtpLayersMissing.make(n=cfg.num_nextn_predict_layers, ver=ver))
+
     if router_quant:
         findings.append(_router_finding(router_quant, inv, ver))
     findings += c.findings()
@@ -189,10 +195,10 @@ def audit(
     return AuditResult(tuple(findings), dict(module_bytes), unowned)
 
 
-def _stored_layers(tensors: Mapping[str, TensorInfo]) -> set[int]:
+def _stored_layers(names: Iterable[str]) -> set[int]:
     """Decoder layer indices present, from names starting `model.layers.<i>.`."""
     layers: set[str] = set()
-    for name in tensors:
+    for name in names:
         if name.startswith("model.layers."):
             layers.add(name[13 : name.find(".", 13)])
     return {int(x) for x in layers if x.isdigit()}
@@ -330,12 +336,16 @@ def _missing(
 
     missing = []
     for prefix, owner in index.prefixes.items():
+        if owner.found == len(owner.specs):
+            continue  # everything it needs is stored
         for spec in owner.specs.values():
             name = f"{prefix}.{spec.suffix}"
             if name not in tensors and not skipped(owner.module, spec):
                 missing.append(name)
     for m, projs in index.experts.values():
         assert m.experts is not None
+        if all(o.found == len(o.specs) * m.experts.num_experts for o in projs.values()):
+            continue
         for e in range(m.experts.num_experts):
             for proj, owner in projs.items():
                 for spec in owner.specs.values():

@@ -113,11 +113,33 @@ def _parse_header(path: Path, header: dict, header_len: int, file_size: int) -> 
         raise InputError(f"{path.name}: __metadata__ is not an object")
     shard = path.name
     tensors: list[TensorInfo] = []
+    append = tensors.append
+    bits_of = DTYPE_BITS.get
     data_end = 0
+    # Fast path: the usual well-formed entry, checked with as few operations as possible;
+    # anything unusual goes through _parse_entry, which names the exact problem.
     for name, entry in header.items():
-        info = _parse_entry(shard, name, entry)
-        tensors.append(info)
-        end = entry["data_offsets"][1]
+        try:
+            shape = entry["shape"]
+            begin, end = entry["data_offsets"]
+            bits = bits_of(entry["dtype"])
+            numel = _prod(shape)
+            ok = (
+                bits is not None
+                and type(shape) is list
+                and type(numel) is int
+                and type(begin) is int
+                and type(end) is int
+                and 0 <= begin <= end
+                and end - begin == (numel * bits + 7) // 8
+                and (not shape or min(shape) >= 0)
+            )
+        except (TypeError, ValueError, KeyError):
+            ok = False
+        if not ok:
+            append(_parse_entry(shard, name, entry))  # raises with the reason
+            continue
+        append(_new_tuple(TensorInfo, (name, entry["dtype"], tuple(shape), end - begin, shard)))
         if end > data_end:
             data_end = end
     return ShardHeader(
