@@ -69,44 +69,11 @@ KNOWN: dict[tuple[str, str], str] = {
         "OAITritonMxfp4ExpertsMonolithic ('Using 'TRITON' Mxfp4 MoE backend.'); servecheck "
         "says 'backend selection not modelled'. Fix: hardware/moe_backends.py"
     ),
-    (r"^(llama-missing-weight-scale|qwen3moe-missing-expert-scale)$", "verdict"): (
-        "vLLM 0.24 loaded and generated: DefaultModelLoader only checks for uninitialized "
-        "weights when model_config.quantization is None (model_loader/default_loader.py "
-        "load_weights, enable_weights_track; same in 0.33). servecheck's K005 says vLLM raises "
-        "ValueError('Following weights were not initialized ...'). Fix (core, checks/audit.py "
-        "K005): no exception class for quantized checkpoints (vLLM leaves the scale "
-        "uninitialized: wrong output, no error)"
-    ),
-    (r"^llama-truncated-header$", "error"): (
-        "vLLM raised safetensors_rust.SafetensorError('Error while deserializing header: "
-        "invalid header length') from weight_utils.safetensors_weights_iterator; servecheck's "
-        "K001 carries no exception class or vLLM message. Fix (core, checks/rules/checkpoint.py "
-        "K001): exception = 'SafetensorError', vllm_message as quoted"
-    ),
     (r"^dummy-glm-4\.5-air-fp8-len8k-u095--h100$", "error"): (
         "vLLM raised torch.OutOfMemoryError while allocating the weights (after logging "
         "'Failed to load model - not enough GPU memory ...', v1/worker/gpu_model_runner.py "
         "load_model); servecheck's M001 quotes that log line but has no exception class. Fix: "
         "checks/rules/memory.py M001 exception = 'OutOfMemoryError'"
-    ),
-    (r"^(dummy-llama-3\.1-8b-len128k-u020--h100|dummy-mixtral-8x7b-len4k-u060)$", "error"): (
-        "vLLM raised ValueError('No available memory for the cache blocks. ...') (v1/core/"
-        "kv_cache_utils.py check_enough_kv_cache_memory); servecheck's M002 quotes it but has no "
-        "exception class. Fix: checks/rules/memory.py M002 exception = 'ValueError'"
-    ),
-    (r"^llama-bf16-len-above-model--h100$", "error"): (
-        "vLLM raised pydantic ValidationError (a ValueError) from ModelConfig: 'User-specified "
-        "max_model_len (4096) is greater than the derived max_model_len ...'; servecheck's M007 "
-        "quotes it but has no exception class. Fix: checks/rules/memory.py M007 exception = "
-        "'ValueError'"
-    ),
-    (r"^(qwen3moe|glm4moe)-W4A16$", "schemes"): (
-        "vLLM 0.24 built the experts with CompressedTensorsWNA16MarlinMoEMethod (record "
-        "modules; compressed_tensors_moe.py get_moe_method picks it when "
-        "check_moe_marlin_supports_layer, else CompressedTensorsWNA16MoEMethod; 0.11 the same; "
-        "0.33 has one class). servecheck names CompressedTensorsWNA16MoEMethod for every release. "
-        "Fix (core, quant/schemes.py moe method): key on the feature ct_wna16_moe_method "
-        "(knowledge/vllm_versions.toml)"
     ),
     (r"^dummy-glm-4\.5-air-fp8-len8k-u075$", "error"): (
         "vLLM raised ValueError('To serve at least one request with the model's max seq len "

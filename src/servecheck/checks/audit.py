@@ -14,6 +14,7 @@ from servecheck.checks.rules import checkpoint as rules
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import LM_HEAD, ROUTER, Inventory, Module
 from servecheck.quant.resolve import Resolution, ResolutionResult
+from servecheck.quant.spec import find_quant_config
 from servecheck.source.local import Checkpoint
 from servecheck.source.safetensors import TensorInfo
 from servecheck.versions import VllmVersion
@@ -110,7 +111,7 @@ def audit(
 ) -> AuditResult:
     ver = version.effective
     findings: list[Finding] = []
-    findings += _file_findings(ckpt, ver)
+    findings += _file_findings(ckpt, version)
     tensors = ckpt.tensors or {}
     by_res = resolved.by_name()
     index = _Index(inv, by_res)
@@ -190,7 +191,8 @@ def audit(
         findings = [f for f in findings if f.code == rules.UnreadableShard.code]
         return AuditResult(tuple(findings), dict(module_bytes), unowned)
     skip = set(missing_layers) | mtp_layers
-    findings += _missing(index, tensors, by_res, skip, contradicted, ver)
+    quantized = find_quant_config(ckpt.config, ckpt.hf_quant_config)[0] is not None
+    findings += _missing(index, tensors, by_res, skip, contradicted, quantized, ver)
     findings += _tied(cfg, tensors, ver)
     return AuditResult(tuple(findings), dict(module_bytes), unowned)
 
@@ -204,14 +206,52 @@ def _stored_layers(names: Iterable[str]) -> set[int]:
     return {int(x) for x in layers if x.isdigit()}
 
 
-def _file_findings(ckpt: Checkpoint, ver: str) -> list[Finding]:
+# What the safetensors library raises when vLLM opens such a shard (measured on vLLM 0.24:
+# tests/data/gpu_truth/llama-truncated-header.json); None where not measured.
+SAFETENSORS_ERRORS = {
+    "header_truncated": "Error while deserializing header: invalid header length",
+}
+
+
+def _file_findings(ckpt: Checkpoint, version: VllmVersion) -> list[Finding]:
+    ver = version.effective
     out = [
-        rules.UnreadableShard.make([p.file], detail=p.message, file=p.file, ver=ver)
+        rules.UnreadableShard.make(
+            [p.file],
+            detail=p.message,
+            file=p.file,
+            vllm_text=SAFETENSORS_ERRORS.get(p.kind, ""),
+            ver=ver,
+        )
         for p in ckpt.shard_problems
     ]
     if ckpt.index_missing_files:
         files = list(ckpt.index_missing_files)
-        out.append(rules.IndexNamesMissingShard.make(files, n=len(files), files=files, ver=ver))
+        # vLLM 0.33 weight_utils.py filter_duplicate_safetensors_files raises; 0.11/0.24 only
+        # filter the file list (feature index_missing_shard_error).
+        if version.feature("index_missing_shard_error"):
+            out.append(
+                rules.IndexNamesMissingShard.make(
+                    files,
+                    n=len(files),
+                    files=files,
+                    consequence="",
+                    vllm_text=f"Weight files referenced in index but missing: {set(files)}",
+                    ver=ver,
+                )
+            )
+        else:
+            out.append(
+                rules.IndexNamesMissingShard.make(
+                    files,
+                    n=len(files),
+                    files=files,
+                    severity=Severity.WARNING,
+                    consequence=f"; vLLM {ver} skips them, so their tensors are missing",
+                    vllm_text="",
+                    ver=ver,
+                )
+            )
     if ckpt.files_outside_index:
         files = list(ckpt.files_outside_index)
         out.append(rules.ShardOutsideIndex.make(files, n=len(files), files=files, ver=ver))
@@ -321,6 +361,7 @@ def _missing(
     by_res: Mapping[str, Resolution],
     skip_layers: set[int],
     contradicted: set[str],
+    quantized: bool,
     ver: str,
 ) -> list[Finding]:
     """Expected tensors not stored, leaving out what other findings already explain."""
@@ -354,9 +395,25 @@ def _missing(
                         missing.append(name)
     if not missing:
         return []
+    # vLLM 0.33 model_loader/default_loader.py load_weights: the uninitialized-weights check
+    # runs only when the model is not quantized (same in 0.24, measured).
+    if quantized:
+        consequence = "vLLM loads quantized models without checking, so these stay uninitialized"
+        text, exception = "", None
+    else:
+        consequence = "vLLM stops the load"
+        text = f"Following weights were not initialized from checkpoint: {{{missing[0]!r}, ...}}"
+        exception = "ValueError"
     return [
         rules.MissingTensor.make(
-            missing, count=len(missing), n=len(missing), example=missing[0], ver=ver
+            missing,
+            count=len(missing),
+            n=len(missing),
+            example=missing[0],
+            consequence=consequence,
+            vllm_text=text,
+            exception=exception,
+            ver=ver,
         )
     ]
 

@@ -100,7 +100,8 @@ class Rule:
             message=_fill(cls.message, fields),
             fix=_fill(cls.fix, fields),
             vllm_ref=_fill(cls.vllm_ref, fields),
-            vllm_message=_fill(cls.vllm_message, fields) if cls.vllm_message else None,
+            # An empty filled message means vLLM raises nothing here.
+            vllm_message=(_fill(cls.vllm_message, fields) or None) if cls.vllm_message else None,
             # Only errors raise in vLLM; warnings and infos carry no exception class.
             exception=(exception or cls.exception)
             if (severity or cls.severity) == Severity.ERROR

@@ -57,6 +57,17 @@ def moe_backend(res: Resolution, ctx: Context) -> KernelChoice | None:
         return _nvfp4(res, ctx)
     if method == "CompressedTensorsWNA16MoEMethod":
         return _wna16(res, ctx)
+    if method == "CompressedTensorsWNA16MarlinMoEMethod":
+        # vLLM 0.11/0.24 compressed_tensors_moe_wna16_marlin.py: the method itself runs the
+        # Marlin MoE kernel (measured on 0.24: MarlinExperts, tests/data/gpu_truth).
+        return chosen(
+            "wna16_moe",
+            "MARLIN",
+            ctx.version,
+            [Step("MARLIN", True, "CompressedTensorsWNA16MarlinMoEMethod always runs Marlin")],
+            experts="MarlinExperts",
+            source="compressed_tensors_moe_wna16_marlin.py CompressedTensorsWNA16MarlinMoEMethod",
+        )
     if method == "CompressedTensorsW8A8Int8MoEMethod":
         return _int8(res, ctx)
     if method in ("CompressedTensorsW4A4Mxfp4MoEMethod", "Mxfp4MoEMethod"):

@@ -25,7 +25,13 @@ from servecheck.quant.matching import (
     should_ignore,
     unused_patterns,
 )
-from servecheck.quant.schemes import MIN_CAPABILITY, SchemeError, linear_scheme, moe_method
+from servecheck.quant.schemes import (
+    MIN_CAPABILITY,
+    SchemeError,
+    linear_scheme,
+    moe_method,
+    wna16_marlin_moe_supported,
+)
 from servecheck.quant.spec import QuantSpec
 from servecheck.versions import VllmVersion
 
@@ -469,6 +475,15 @@ class _CTResolver(_Base):
                 )
                 code = rules.UnsupportedMoeScheme.code
             return Resolution(module=m, method="error", weights=w, inputs=i, format=fmt, error=code)
+        if (
+            method == "CompressedTensorsWNA16MoEMethod"
+            and self.version.feature("ct_wna16_moe_method") == "marlin_class"
+            and m.experts is not None
+            and wna16_marlin_moe_supported(m.experts.hidden_size, m.experts.intermediate_size, w)
+        ):
+            # vLLM 0.11/0.24 compressed_tensors_moe.py get_moe_method: Marlin MoE class when
+            # check_moe_marlin_supports_layer (judged at TP 1 here).
+            method = "CompressedTensorsWNA16MarlinMoEMethod"
         # The scheme expert 0's projections would get as linears (for the report).
         try:
             scheme = linear_scheme(w, i, ts.output_activations, fmt, self.capability, m.name).name

@@ -331,3 +331,14 @@ def moe_method(w: QuantArgs, i: QuantArgs | None, fmt: str | None, capability: i
         "moe",
         f"Unsupported FusedMoe scheme: {w.describe()}, {i.describe() if i else None}",
     )
+
+
+def wna16_marlin_moe_supported(hidden: int, intermediate_per_rank: int, w: QuantArgs) -> bool:
+    """vLLM 0.24 quantization/utils/marlin_utils.py check_moe_marlin_supports_layer (CUDA):
+    gate_up (n, k) = (2 x intermediate, hidden), down = (hidden, intermediate)."""
+    group = w.group_size if w.strategy == "group" and w.group_size else -1
+    return (
+        hidden % 128 == 0
+        and intermediate_per_rank % max(64, group) == 0
+        and group in (-1, 32, 64, 128)
+    )

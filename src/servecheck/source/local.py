@@ -8,17 +8,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from servecheck.errors import InputError
-from servecheck.source.safetensors import ShardHeader, TensorInfo, read_header
+from servecheck.source.safetensors import HeaderTruncated, ShardHeader, TensorInfo, read_header
 
 INDEX_NAME = "model.safetensors.index.json"
 
 
 @dataclass(frozen=True)
 class ShardProblem:
-    """A shard that could not be read, or whose file is shorter than its header says."""
+    """A shard that could not be read, or whose file is shorter than its header says.
+
+    kind: "header_truncated" (the file ends inside its header), "data_truncated" (it ends
+    inside the data the header describes) or "header_invalid" (anything else).
+    """
 
     file: str
     message: str
+    kind: str = "header_invalid"
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,9 @@ def _read_shards(files: list[Path]) -> tuple[list[ShardHeader], list[ShardProble
     for file in files:
         try:
             shard = read_header(file)
+        except HeaderTruncated as exc:
+            problems.append(ShardProblem(file.name, str(exc), "header_truncated"))
+            continue
         except InputError as exc:
             problems.append(ShardProblem(file.name, str(exc)))
             continue
@@ -140,6 +148,7 @@ def _read_shards(files: list[Path]) -> tuple[list[ShardHeader], list[ShardProble
                     f"{file.name}: file has {shard.file_size:,} bytes but its header describes "
                     f"{8 + shard.header_bytes + shard.data_bytes_declared:,}; the download is "
                     "incomplete",
+                    "data_truncated",
                 )
             )
         shards.append(shard)

@@ -58,6 +58,10 @@ class TensorInfo(NamedTuple):
         return math.prod(self.shape)
 
 
+class HeaderTruncated(InputError):
+    """The file ends before the header its first 8 bytes announce."""
+
+
 @dataclass(frozen=True, slots=True)
 class ShardHeader:
     """The parsed header of one safetensors file."""
@@ -91,7 +95,7 @@ def read_header(path: str | os.PathLike[str]) -> ShardHeader:
                     f"{MAX_HEADER_BYTES:,}-byte limit; the file is corrupt or not safetensors"
                 )
             if header_len > file_size - 8:
-                raise InputError(
+                raise HeaderTruncated(
                     f"{path.name}: header is truncated (declares {header_len:,} bytes, the file "
                     f"has {max(file_size - 8, 0):,} after the length prefix); re-download it"
                 )

@@ -17,11 +17,13 @@ class UnreadableShard(Rule):
     """
 
     code = "K001"
+    exception = "SafetensorError"
     name = "unreadable-shard"
     severity = Severity.ERROR
     message = "{detail}"
     fix = "Re-download {file}."
     vllm_ref = LOADER + " safetensors_weights_iterator"
+    vllm_message = "{vllm_text}"
 
 
 @rule
@@ -29,17 +31,19 @@ class IndexNamesMissingShard(Rule):
     """model.safetensors.index.json names shard files that are not present.
 
     ## Why it matters
-    vLLM checks the index against the files and raises `FileNotFoundError` before loading.
+    vLLM 0.33 checks the index against the files and raises `FileNotFoundError` before
+    loading. vLLM 0.11 and 0.24 silently drop the missing files: the tensors they held are then
+    missing (K005), which unquantized models report at load and quantized ones do not.
     """
 
     code = "K002"
     exception = "FileNotFoundError"
     name = "index-missing-shard"
     severity = Severity.ERROR
-    message = "index names {n} shard files that are missing: {files}"
+    message = "index names {n} shard files that are missing: {files}{consequence}"
     fix = "Download the missing shards (or regenerate the index)."
     vllm_ref = LOADER + " filter_duplicate_safetensors_files"
-    vllm_message = "Weight files referenced in index but missing: {files}"
+    vllm_message = "{vllm_text}"
 
 
 @rule
@@ -81,21 +85,20 @@ class MissingTensor(Rule):
 
     ## Why it matters
     For unquantized models vLLM stops with "Following weights were not initialized from
-    checkpoint"; for quantized models it leaves the parameter uninitialized and the model
-    produces garbage.
+    checkpoint"; for quantized models it checks nothing, leaves the parameter uninitialized and
+    the model loads and produces garbage (measured on vLLM 0.24 with a missing weight_scale).
 
     ## Fix
     Use a complete checkpoint, or correct the config (layer counts, ignore list) to match it.
     """
 
     code = "K005"
-    exception = "ValueError"
     name = "missing-tensor"
     severity = Severity.ERROR
-    message = "{n} expected tensors are missing (e.g. {example})"
+    message = "{n} expected tensors are missing (e.g. {example}); {consequence}"
     fix = "Check that every shard is present and that the config describes this checkpoint."
     vllm_ref = "vLLM {ver} model_executor/model_loader/default_loader.py load_weights"
-    vllm_message = "Following weights were not initialized from checkpoint: {{{example!r}, ...}}"
+    vllm_message = "{vllm_text}"
 
 
 @rule

@@ -30,6 +30,7 @@ class WeightsDoNotFit(Rule):
     """
 
     code = "M001"
+    exception = "OutOfMemoryError"
     name = "weights-do-not-fit"
     severity = Severity.ERROR
     message = (
@@ -59,6 +60,7 @@ class NoKvCacheMemory(Rule):
     """
 
     code = "M002"
+    exception = "ValueError"
     name = "no-kv-cache-memory"
     severity = Severity.ERROR
     message = "{layout}: KV-cache memory would be {available} per GPU ({breakdown})"
@@ -84,6 +86,7 @@ class ContextTooLong(Rule):
     """
 
     code = "M003"
+    exception = "ValueError"
     name = "context-too-long"
     severity = Severity.ERROR
     message = (
@@ -109,6 +112,7 @@ class FreeMemoryBelowUtilization(Rule):
     """
 
     code = "M004"
+    exception = "ValueError"
     name = "free-memory-below-utilization"
     severity = Severity.ERROR
     message = (
@@ -176,6 +180,7 @@ class MaxLenAboveModel(Rule):
     """
 
     code = "M007"
+    exception = "ValueError"
     name = "max-len-above-model"
     severity = Severity.ERROR
     message = "--max-model-len {max_len} exceeds the model's {key} = {derived}"
@@ -238,6 +243,7 @@ class CudaGraphCaptureOom(Rule):
     """
 
     code = "M010"
+    exception = "OutOfMemoryError"
     name = "cuda-graph-capture-oom"
     severity = Severity.ERROR
     message = (
