@@ -152,6 +152,10 @@ class _Checker:
             fields["valid"] = self.valid()
         self.out.append(rule.make([subject], **fields))
 
+    def add_for_module(self, rule: type[rules.Rule], m: Module, **fields) -> None:
+        """A per-layer finding: one per rule and kind of layer, `m` as the example."""
+        self.add(rule, m.name, m.kind, module=m.name, **fields)
+
     def run(self) -> None:
         cfg, lay = self.cfg, self.layout
         if lay.pp > cfg.num_layers:
@@ -234,18 +238,10 @@ class _Checker:
 
     def linear(self, m: Module, res: Resolution) -> None:
         tp = self.tp
-        kind = m.kind
         # Shapes per rank (vLLM 0.33 linear.py: divide() for every partition).
         if m.tp_split == "row":
             if m.in_features % tp:
-                self.add(
-                    rules.IntermediateNotDivisible,
-                    m.name,
-                    kind,
-                    module=m.name,
-                    width=m.in_features,
-                    vllm_text=f"{m.in_features} is not divisible by {tp}",
-                )
+                self._width_not_divisible(m, m.in_features)
                 return
             in_rank = m.in_features // tp
             outs_rank = [s.out_features for s in m.shards]
@@ -257,14 +253,7 @@ class _Checker:
         else:
             bad = [s.out_features for s in m.shards if s.out_features % tp]
             if bad:
-                self.add(
-                    rules.IntermediateNotDivisible,
-                    m.name,
-                    kind,
-                    module=m.name,
-                    width=bad[0],
-                    vllm_text=f"{bad[0]} is not divisible by {tp}",
-                )
+                self._width_not_divisible(m, bad[0])
                 return
             in_rank = m.in_features
             outs_rank = [s.out_features // tp for s in m.shards]
@@ -277,6 +266,15 @@ class _Checker:
                 self._group(m, in_rank, group)
         if self._marlin_fp8(res):
             self._marlin_tiles(m, in_rank, outs_rank)
+
+    def _width_not_divisible(self, m: Module, width: int) -> None:
+        # vLLM 0.33 distributed/utils.py divide -> ensure_divisibility
+        self.add_for_module(
+            rules.IntermediateNotDivisible,
+            m,
+            width=width,
+            vllm_text=f"{width} is not divisible by {self.tp}",
+        )
 
     def _qkv_shards(self, m: Module) -> list[int] | None:
         tp, cfg = self.tp, self.cfg
@@ -310,11 +308,9 @@ class _Checker:
         bn, bk = block
         tp = self.tp
         if tp > 1 and m.tp_split == "row" and in_rank % bk:
-            self.add(
+            self.add_for_module(
                 rules.DenseFp8BlockVsTp,
-                m.name,
-                m.kind,
-                module=m.name,
+                m,
                 what="input",
                 size=in_rank,
                 block=bk,
@@ -329,11 +325,9 @@ class _Checker:
             sizes = outs_rank if is_tp_split else outs_rank[:-1]
             for size in sizes:
                 if size % bn:
-                    self.add(
+                    self.add_for_module(
                         rules.DenseFp8BlockVsTp,
-                        m.name,
-                        m.kind,
-                        module=m.name,
+                        m,
                         what="output",
                         size=size,
                         block=bn,
@@ -372,11 +366,9 @@ class _Checker:
                 "--quantization gptq."
             )
             source = "model_executor/layers/quantization/utils/marlin_utils.py"
-        self.add(
+        self.add_for_module(
             rules.GroupSizeVsTp,
-            m.name,
-            m.kind,
-            module=m.name,
+            m,
             size=in_rank,
             group=group,
             source=source,
@@ -399,11 +391,9 @@ class _Checker:
             what, size, tile = "input", in_rank, f"min_thread_k = {MARLIN_MIN_K}"
         else:
             return
-        self.add(
+        self.add_for_module(
             rules.MarlinTileVsTp,
-            m.name,
-            m.kind,
-            module=m.name,
+            m,
             what=what,
             size=size,
             tile=tile,
@@ -426,11 +416,9 @@ class _Checker:
         if self._is_wna16_group(res) and self.ctx.version.feature("wna16_moe_group_check"):
             group = self._group_size(res)
             if group and ispp % group:
-                self.add(
+                self.add_for_module(
                     rules.GroupSizeVsTp,
-                    m.name,
-                    m.kind,
-                    module=m.name,
+                    m,
                     size=ispp,
                     group=group,
                     source=(
@@ -459,21 +447,17 @@ class _Checker:
             if refine >= REFINE_MIN:
                 cap = self.ctx.capability
                 if cap is not None and cap < FP8_MIN_CAPABILITY:
-                    self.add(
+                    self.add_for_module(
                         rules.MoeFp8BlockVsTp,
-                        m.name,
-                        m.kind,
-                        module=m.name,
+                        m,
                         size=ispp,
                         block=bn,
                         vllm_text="No FP8 MoE backend supports the deployment configuration.",
                     )
                     return
-                self.add(
+                self.add_for_module(
                     rules.MoeFp8BlockRefined,
-                    m.name,
-                    m.kind,
-                    module=m.name,
+                    m,
                     size=ispp,
                     refined=refine,
                     vllm_text=(
@@ -492,11 +476,9 @@ class _Checker:
                 f"The input_size of down's weight = {ispp} is not divisible by weight "
                 f"quantization block_k = {bk}."
             )
-        self.add(
+        self.add_for_module(
             rules.MoeFp8BlockVsTp,
-            m.name,
-            m.kind,
-            module=m.name,
+            m,
             size=ispp,
             block=bn,
             vllm_text=text,
