@@ -23,7 +23,6 @@ from typing import Any
 
 from servecheck.checks.collect import Collector
 from servecheck.checks.registry import Finding
-from servecheck.checks.rules import hardware as rules
 from servecheck.hardware.attention import AttentionChoice, head_size, uses_sparse_mla
 from servecheck.hardware.conditions import Device
 from servecheck.hardware.env import KernelEnv, kernel_table
@@ -497,7 +496,7 @@ def select_cpu_kernels(
     quant: QuantSpec | None = None,
 ):
     """KernelReport for vLLM's CPU platform (see plan_kernels.select_kernels)."""
-    from servecheck.hardware.plan_kernels import KernelReport, ModuleKernel
+    from servecheck.hardware.plan_kernels import KernelReport, module_kernel
     from servecheck.report.summary import KIND_ORDER
 
     cpu = cpu_info(env)
@@ -510,16 +509,7 @@ def select_cpu_kernels(
             choice = cpu_linear(res, cpu, env, tp)
         if choice is None:
             continue
-        modules.append(
-            ModuleKernel(
-                name=res.module.name,
-                kind=res.module.kind,
-                scheme=res.scheme,
-                min_capability=None,
-                choice=choice,
-                act_quant=res.inputs is not None or res.scheme == "Fp8",
-            )
-        )
+        modules.append(module_kernel(res, choice, None))
     attention = attention_fp8 = None
     if model is not None and any(m.kind == ATTENTION for m in inventory.modules):
         attention = cpu_attention(model, cpu, "auto")
@@ -545,52 +535,16 @@ def select_cpu_kernels(
 
 
 def _cpu_findings(modules, attention, ver: str, cpu: CpuInfo) -> list[Finding]:
+    from servecheck.hardware.plan_kernels import add_no_kernel, attention_findings
+
     col = Collector()
     target = f"vLLM's CPU backend ({cpu.describe()})"
     for m in modules:
         c = m.choice
         if not c.error:
             continue
-        scheme = m.scheme or "unquantized"
         reasons = "; ".join(s.reason or s.candidate for s in c.steps if not s.ok) or (
             "no CPU kernel is registered for this scheme"
         )
-        if c.family.endswith("_moe"):
-            col.add(
-                rules.NoMoeBackend,
-                m.name,
-                key=(c.family, c.error),
-                module=m.name,
-                scheme=scheme,
-                target=target,
-                reasons=reasons,
-                oracle=c.family.removesuffix("_moe") + ".py",
-                vllm_text=c.error,
-                exception=c.error_type,
-                ver=ver,
-            )
-        else:
-            col.add(
-                rules.NoLinearKernel,
-                m.name,
-                key=(c.family, c.error),
-                module=m.name,
-                scheme=scheme,
-                target=target,
-                reasons=reasons,
-                function=c.family,
-                vllm_text=c.error,
-                exception=c.error_type,
-                ver=ver,
-            )
-    out = col.findings()
-    if attention is not None and attention.error:
-        out.append(
-            rules.NoAttentionBackend.make(
-                what=f"KV cache {attention.kv_cache_dtype}",
-                target=target,
-                vllm_text=attention.error,
-                ver=ver,
-            )
-        )
-    return out
+        add_no_kernel(col, m, target, reasons, c.family, ver)
+    return col.findings() + attention_findings(attention, target, ver)

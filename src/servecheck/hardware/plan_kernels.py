@@ -227,16 +227,7 @@ def select_kernels(
         choice = _choice(res, ctx)
         if choice is None:
             continue
-        modules.append(
-            ModuleKernel(
-                name=res.module.name,
-                kind=res.module.kind,
-                scheme=res.scheme,
-                min_capability=res.min_capability,
-                choice=choice,
-                act_quant=res.inputs is not None or res.scheme == "Fp8",
-            )
-        )
+        modules.append(module_kernel(res, choice, res.min_capability))
     attention = attention_fp8 = None
     notes: list[str] = []
     if model is not None and any(m.kind == ATTENTION for m in inventory.modules):
@@ -261,6 +252,19 @@ def select_kernels(
         findings=tuple(findings),
         notes=tuple(notes),
         kind_order=KIND_ORDER,
+    )
+
+
+def module_kernel(
+    res: Resolution, choice: KernelChoice, min_capability: int | None
+) -> ModuleKernel:
+    return ModuleKernel(
+        name=res.module.name,
+        kind=res.module.kind,
+        scheme=res.scheme,
+        min_capability=min_capability,
+        choice=choice,
+        act_quant=res.inputs is not None or res.scheme == "Fp8",
     )
 
 
@@ -311,34 +315,9 @@ def _findings(
                     exception=c.error_type,
                     ver=ver,
                 )
-            elif c.family.endswith("_moe"):
-                col.add(
-                    rules.NoMoeBackend,
-                    m.name,
-                    key=(c.family, c.error),
-                    module=m.name,
-                    scheme=scheme,
-                    target=tname,
-                    reasons=reasons,
-                    oracle=c.family.removesuffix("_moe") + ".py",
-                    vllm_text=c.error,
-                    exception=c.error_type,
-                    ver=ver,
-                )
             else:
-                col.add(
-                    rules.NoLinearKernel,
-                    m.name,
-                    key=(c.family, c.error),
-                    module=m.name,
-                    scheme=scheme,
-                    target=tname,
-                    reasons=reasons,
-                    function=_FUNCTION.get(c.family, "choose_scaled_mm_linear_kernel"),
-                    vllm_text=c.error,
-                    exception=c.error_type,
-                    ver=ver,
-                )
+                function = _FUNCTION.get(c.family, "choose_scaled_mm_linear_kernel")
+                add_no_kernel(col, m, tname, reasons, function, ver)
             continue
         if c.kernel and "Emulation" in (c.experts or c.kernel):
             col.add(
@@ -370,16 +349,45 @@ def _findings(
                 ver=ver,
             )
     out += col.findings()
-    if attention is not None and attention.error:
-        out.append(
-            rules.NoAttentionBackend.make(
-                what=f"KV cache {attention.kv_cache_dtype}",
-                target=tname,
-                vllm_text=attention.error,
-                ver=ver,
-            )
-        )
+    out += attention_findings(attention, tname, ver)
     return out
+
+
+def add_no_kernel(
+    col: Collector, m: ModuleKernel, target: str, reasons: str, function: str, ver: str
+) -> None:
+    """NoMoeBackend (``*_moe`` families) or NoLinearKernel for ``m``, on a GPU or the CPU."""
+    c = m.choice
+    if c.family.endswith("_moe"):
+        rule, named = rules.NoMoeBackend, {"oracle": c.family.removesuffix("_moe") + ".py"}
+    else:
+        rule, named = rules.NoLinearKernel, {"function": function}
+    col.add(
+        rule,
+        m.name,
+        key=(c.family, c.error),
+        module=m.name,
+        scheme=m.scheme or "unquantized",
+        target=target,
+        reasons=reasons,
+        vllm_text=c.error,
+        exception=c.error_type,
+        ver=ver,
+        **named,
+    )
+
+
+def attention_findings(attention: AttentionChoice | None, target: str, ver: str) -> list[Finding]:
+    """NoAttentionBackend when the KV-cache dtype has no attention backend (GPU or CPU)."""
+    if attention is None or not attention.error:
+        return []
+    finding = rules.NoAttentionBackend.make(
+        what=f"KV cache {attention.kv_cache_dtype}",
+        target=target,
+        vllm_text=attention.error,
+        ver=ver,
+    )
+    return [finding]
 
 
 _FUNCTION = {
