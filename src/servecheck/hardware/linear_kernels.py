@@ -129,7 +129,11 @@ def _fp8_choice(layer: Layer, block: bool, ctx: Context) -> KernelChoice:
     names = candidates(family, ctx.version)
     # __init__.py:410-441 _resolve_backend_kernels -> prioritize_humming
     names = prioritize_humming(names, ctx.device.capability)
-    sel = selection(family)
+    return _first_passing(family, names, layer, ctx)
+
+
+def _first_passing(family: str, names: list[str], layer: Layer, ctx: Context) -> KernelChoice:
+    """The first of ``names`` that passes its checks, else the family's error (kernels.toml)."""
     return first_passing(
         family,
         names,
@@ -137,8 +141,21 @@ def _fp8_choice(layer: Layer, block: bool, ctx: Context) -> KernelChoice:
         ctx.device,
         ctx.env,
         layer,
-        error=sel["error"],
+        error=selection(family)["error"],
         source=selection_source(family, ctx.version),
+    )
+
+
+def _fp8_block_layer(block: tuple[int, int], act_static: bool, base: dict) -> Layer:
+    """Block FP8 weights, activations quantized per group of block_n (1 x bn)."""
+    bn, bk = block
+    return Layer(
+        weight_key=fp8_block_weight_key((bn, bk)),
+        act_key=fp8_group_act_key(bn),
+        weight_block=(bn, bk),
+        act_group=(1, bn),
+        act_static=act_static,
+        **base,
     )
 
 
@@ -150,15 +167,7 @@ def _w8a8_fp8(res: Resolution, ctx: Context) -> KernelChoice:
     base = _base_layer(res, ctx)
     if w.strategy == "block" and w.block_structure:
         bn, bk = w.block_structure
-        layer = Layer(
-            weight_key=fp8_block_weight_key((bn, bk)),
-            act_key=fp8_group_act_key(bn),
-            weight_block=(bn, bk),
-            act_group=(1, bn),
-            act_static=static_input,
-            **base,
-        )
-        return _fp8_choice(layer, True, ctx)
+        return _fp8_choice(_fp8_block_layer((bn, bk), static_input, base), True, ctx)
     wkey = "kFp8StaticChannelSym" if w.strategy == "channel" else "kFp8StaticTensorSym"
     akey = "kFp8StaticTensorSym" if static_input else "kFp8DynamicTokenSym"
     layer = Layer(weight_key=wkey, act_key=akey, act_static=static_input, **base)
@@ -171,15 +180,7 @@ def _plain_fp8(res: Resolution, ctx: Context) -> KernelChoice:
     static = ctx.extra.get("fp8_activation_scheme") == "static"
     if res.block_size:
         bn, bk = res.block_size
-        layer = Layer(
-            weight_key=fp8_block_weight_key((bn, bk)),
-            act_key=fp8_group_act_key(bn),
-            weight_block=(bn, bk),
-            act_group=(1, bn),
-            act_static=static,
-            **base,
-        )
-        return _fp8_choice(layer, True, ctx)
+        return _fp8_choice(_fp8_block_layer((bn, bk), static, base), True, ctx)
     if static:
         akey = "kFp8StaticTensorSym"
     elif cutlass_fp8_supported(ctx.device, ctx.env):
@@ -200,16 +201,7 @@ def _w8a16_fp8(res: Resolution, ctx: Context) -> KernelChoice:
     akey = "kFp8StaticTensorSym" if i is not None and not i.dynamic else "kFp8DynamicTensorSym"
     layer = Layer(weight_key=wkey, act_key=akey, **_base_layer(res, ctx))
     family = "wfp8a16_linear"
-    choice = first_passing(
-        family,
-        candidates(family, ctx.version),
-        ctx.version,
-        ctx.device,
-        ctx.env,
-        layer,
-        error=selection(family)["error"],
-        source=selection_source(family, ctx.version),
-    )
+    choice = _first_passing(family, candidates(family, ctx.version), layer, ctx)
     # W8A16 is what the checkpoint asks for (or what vLLM downgraded W8A8 to): not a
     # fallback of the kernel, but the scheme's own warning applies.
     return choice
@@ -240,32 +232,15 @@ def _mixed_precision(res: Resolution, ctx: Context) -> KernelChoice:
     )
     family = "mp_linear"
     names = prioritize_humming(candidates(family, ctx.version), ctx.device.capability)
-    return first_passing(
-        family,
-        names,
-        ctx.version,
-        ctx.device,
-        ctx.env,
-        layer,
-        error=selection(family)["error"],
-        source=selection_source(family, ctx.version),
-    )
+    return _first_passing(family, names, layer, ctx)
 
 
 def _int8(res: Resolution, ctx: Context) -> KernelChoice:
     """vLLM 0.33 kernels/linear/__init__.py:844-884 init_int8_linear_kernel."""
     layer = Layer(**_base_layer(res, ctx))
     family = "int8_linear"
-    return first_passing(
-        family,
-        prioritize_humming(candidates(family, ctx.version), ctx.device.capability),
-        ctx.version,
-        ctx.device,
-        ctx.env,
-        layer,
-        error=selection(family)["error"],
-        source=selection_source(family, ctx.version),
-    )
+    names = prioritize_humming(candidates(family, ctx.version), ctx.device.capability)
+    return _first_passing(family, names, layer, ctx)
 
 
 A16_NVFP4 = (
@@ -281,7 +256,6 @@ def _nvfp4(res: Resolution, ctx: Context) -> KernelChoice:
     use_a16 = res.inputs is None
     family = "nvfp4_linear"
     layer = Layer(weight_key="kNvfp4Static", act_key=None if use_a16 else "kNvfp4Dynamic")
-    sel = selection(family)
     source = selection_source(family, ctx.version)
     cap = ctx.device.capability
     force: str | None = None
@@ -329,26 +303,15 @@ def _nvfp4(res: Resolution, ctx: Context) -> KernelChoice:
     if use_a16:
         names = [n for n in names if n in A16_NVFP4]
     names = prioritize_humming(names, cap)
-    choice = first_passing(
-        family, names, ctx.version, ctx.device, ctx.env, layer, error=sel["error"], source=source
-    )
-    return choice
+    return _first_passing(family, names, layer, ctx)
 
 
 def _mxfp4(res: Resolution, ctx: Context) -> KernelChoice:
     """vLLM 0.33 kernels/linear/__init__.py:1046-1098; CT W4A4Mxfp4 passes kMxfp4Dynamic."""
     family = "mxfp4_linear"
     layer = Layer(weight_key="kMxfp4Static", act_key="kMxfp4Dynamic")
-    return first_passing(
-        family,
-        prioritize_humming(candidates(family, ctx.version), ctx.device.capability),
-        ctx.version,
-        ctx.device,
-        ctx.env,
-        layer,
-        error=selection(family)["error"],
-        source=selection_source(family, ctx.version),
-    )
+    names = prioritize_humming(candidates(family, ctx.version), ctx.device.capability)
+    return _first_passing(family, names, layer, ctx)
 
 
 __all__ = ["cap_matches", "cutlass_fp8_supported", "linear_kernel", "partition_shape"]
