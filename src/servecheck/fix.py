@@ -412,6 +412,18 @@ class Disagreement:
     code: str | None = None  # the finding code that reports it
 
 
+def _disagreement(
+    f: ModuleFacts,
+    resolved: str,
+    fixable: bool,
+    reason: str,
+    remedy: str = "",
+    code: str | None = None,
+) -> Disagreement:
+    """A Disagreement about the stored module `f`."""
+    return Disagreement(f.name, f.module.kind, f.stored, resolved, fixable, reason, remedy, code)
+
+
 def _resolved_text(res: Resolution) -> str:
     if res.error:
         return f"error {res.error}"
@@ -449,10 +461,8 @@ def disagreements(ctx: IgnoreContext, resolution: ResolutionResult) -> list[Disa
             if f.state in (QUANTIZED, MIXED):
                 code = "K012" if m.kind == ROUTER else "K008"
                 out.append(
-                    Disagreement(
-                        m.name,
-                        m.kind,
-                        f.stored,
+                    _disagreement(
+                        f,
                         "unquantized (built without the quantization config)",
                         False,
                         f"vLLM builds {m.name} without the quantization config, so its stored "
@@ -469,10 +479,8 @@ def disagreements(ctx: IgnoreContext, resolution: ResolutionResult) -> list[Disa
         if res.error in SPLIT_CODES:
             ok_state = f.state in (FLOAT, QUANTIZED)
             out.append(
-                Disagreement(
-                    m.name,
-                    m.kind,
-                    f.stored,
+                _disagreement(
+                    f,
                     resolved,
                     ok_state,
                     "the ignore list covers some of its shards or expert projections, not all",
@@ -483,10 +491,8 @@ def disagreements(ctx: IgnoreContext, resolution: ResolutionResult) -> list[Disa
             continue
         if f.state == MIXED:
             out.append(
-                Disagreement(
-                    m.name,
-                    m.kind,
-                    f.stored,
+                _disagreement(
+                    f,
                     resolved,
                     False,
                     _mixed_reason(f),
@@ -499,10 +505,8 @@ def disagreements(ctx: IgnoreContext, resolution: ResolutionResult) -> list[Disa
         if f.state == FLOAT and quantized and not f.ignorable:
             ver = ctx.report.version.effective
             out.append(
-                Disagreement(
-                    m.name,
-                    m.kind,
-                    f.stored,
+                _disagreement(
+                    f,
                     resolved,
                     False,
                     f"stored {f.stored} but quantized ({resolved}): vLLM {ver} applies the "
@@ -514,10 +518,8 @@ def disagreements(ctx: IgnoreContext, resolution: ResolutionResult) -> list[Disa
             )
         elif f.state == FLOAT and quantized:
             out.append(
-                Disagreement(
-                    m.name,
-                    m.kind,
-                    f.stored,
+                _disagreement(
+                    f,
                     resolved,
                     True,
                     f"stored {f.stored} but the config quantizes it ({resolved})",
@@ -527,10 +529,8 @@ def disagreements(ctx: IgnoreContext, resolution: ResolutionResult) -> list[Disa
         elif f.state == QUANTIZED and not quantized:
             if res.ignored:
                 out.append(
-                    Disagreement(
-                        m.name,
-                        m.kind,
-                        f.stored,
+                    _disagreement(
+                        f,
                         resolved,
                         True,
                         f"stored {f.stored} but the ignore list makes vLLM build it 16-bit "
@@ -540,10 +540,8 @@ def disagreements(ctx: IgnoreContext, resolution: ResolutionResult) -> list[Disa
                 )
             else:
                 out.append(
-                    Disagreement(
-                        m.name,
-                        m.kind,
-                        f.stored,
+                    _disagreement(
+                        f,
                         resolved,
                         False,
                         f"stored {f.stored} but no config group targets it",
@@ -556,10 +554,8 @@ def disagreements(ctx: IgnoreContext, resolution: ResolutionResult) -> list[Disa
             bad = _format_mismatch(f, res, tensors)
             if bad:
                 out.append(
-                    Disagreement(
-                        m.name,
-                        m.kind,
-                        f.stored,
+                    _disagreement(
+                        f,
                         resolved,
                         False,
                         bad,
