@@ -16,7 +16,13 @@ from pathlib import Path
 
 from servecheck.api import NO_TARGET, CheckReport, Target, check
 from servecheck.fix import IgnoreContext, _matches, _resolves_quantized, display_template
-from servecheck.report.summary import human_bytes, kind_rows, schemes_text
+from servecheck.report.summary import (
+    ct_groups,
+    entries_text,
+    human_bytes,
+    kind_rows,
+    schemes_text,
+)
 
 # Dimensions that tell two models apart (a family is a set of values for these).
 CORE_DIMS = (
@@ -247,34 +253,27 @@ def _dtype_text(r: CheckReport) -> str:
 
 def _model_rows(ra: CheckReport, rb: CheckReport) -> list[Row]:
     a, b = ra.model, rb.model
+
+    def field(key: str, attr: str) -> Row:
+        """The row `key` for the ModelConfig attribute `attr` of A and B."""
+        return Row("model", key, _fmt(getattr(a, attr)), _fmt(getattr(b, attr)))
+
     rows = [
         Row("model", "architecture", a.architecture, b.architecture),
         Row("model", "family", _family(ra) or "unknown", _family(rb) or "unknown"),
         Row("model", "model_type", a.model_type, b.model_type),
-        Row("model", "hidden_size", _fmt(a.hidden_size), _fmt(b.hidden_size)),
-        Row("model", "intermediate_size", _fmt(a.intermediate_size), _fmt(b.intermediate_size)),
+        field("hidden_size", "hidden_size"),
+        field("intermediate_size", "intermediate_size"),
     ]
     moe = a.is_moe or b.is_moe
     if moe:
-        rows.append(
-            Row(
-                "model",
-                "moe_intermediate_size",
-                _fmt(a.moe_intermediate_size),
-                _fmt(b.moe_intermediate_size),
-            )
-        )
+        rows.append(field("moe_intermediate_size", "moe_intermediate_size"))
     rows += [
-        Row("model", "num_hidden_layers", _fmt(a.num_layers), _fmt(b.num_layers)),
-        Row(
-            "model",
-            "num_nextn_predict_layers (MTP)",
-            _fmt(a.num_nextn_predict_layers),
-            _fmt(b.num_nextn_predict_layers),
-        ),
-        Row("model", "num_attention_heads", _fmt(a.num_heads), _fmt(b.num_heads)),
-        Row("model", "num_key_value_heads", _fmt(a.num_kv_heads), _fmt(b.num_kv_heads)),
-        Row("model", "head_dim", _fmt(a.head_dim), _fmt(b.head_dim)),
+        field("num_hidden_layers", "num_layers"),
+        field("num_nextn_predict_layers (MTP)", "num_nextn_predict_layers"),
+        field("num_attention_heads", "num_heads"),
+        field("num_key_value_heads", "num_kv_heads"),
+        field("head_dim", "head_dim"),
     ]
     if moe:
         key = (
@@ -283,42 +282,18 @@ def _model_rows(ra: CheckReport, rb: CheckReport) -> list[Row]:
             or "experts"
         )
         rows += [
-            Row("model", key, _fmt(a.num_experts), _fmt(b.num_experts)),
-            Row(
-                "model", "n_shared_experts", _fmt(a.num_shared_experts), _fmt(b.num_shared_experts)
-            ),
-            Row(
-                "model",
-                "num_experts_per_tok",
-                _fmt(a.num_experts_per_tok),
-                _fmt(b.num_experts_per_tok),
-            ),
-            Row(
-                "model",
-                "routed_scaling_factor",
-                _fmt(a.routed_scaling_factor),
-                _fmt(b.routed_scaling_factor),
-            ),
-            Row(
-                "model",
-                "first_k_dense_replace",
-                _fmt(a.first_k_dense_replace),
-                _fmt(b.first_k_dense_replace),
-            ),
+            field(key, "num_experts"),
+            field("n_shared_experts", "num_shared_experts"),
+            field("num_experts_per_tok", "num_experts_per_tok"),
+            field("routed_scaling_factor", "routed_scaling_factor"),
+            field("first_k_dense_replace", "first_k_dense_replace"),
         ]
     rows += [
-        Row("model", "use_qk_norm", _fmt(a.use_qk_norm), _fmt(b.use_qk_norm)),
-        Row("model", "attention_bias", _fmt(a.attention_bias), _fmt(b.attention_bias)),
-        Row("model", "vocab_size", _fmt(a.vocab_size), _fmt(b.vocab_size)),
-        Row(
-            "model",
-            "max_position_embeddings",
-            _fmt(a.max_position_embeddings),
-            _fmt(b.max_position_embeddings),
-        ),
-        Row(
-            "model", "tie_word_embeddings", _fmt(a.tie_word_embeddings), _fmt(b.tie_word_embeddings)
-        ),
+        field("use_qk_norm", "use_qk_norm"),
+        field("attention_bias", "attention_bias"),
+        field("vocab_size", "vocab_size"),
+        field("max_position_embeddings", "max_position_embeddings"),
+        field("tie_word_embeddings", "tie_word_embeddings"),
     ]
     da, db = _dtype_text(ra), _dtype_text(rb)
     note = ""
@@ -340,15 +315,7 @@ def _size(r: CheckReport) -> str:
 def _groups_text(r: CheckReport) -> str:
     q = r.quant
     if q.ct is not None:
-        groups: dict[str, list[str]] = {}
-        for target, ts in q.ct.targets.items():
-            groups.setdefault(ts.group, []).append(target)
-        parts = []
-        for targets in groups.values():
-            ts = q.ct.targets[targets[0]]
-            acts = ts.input_activations.describe() if ts.input_activations else "none"
-            parts.append(f"W {ts.weights.describe()}, A {acts} → {', '.join(targets)}")
-        return "; ".join(parts) or "–"
+        return "; ".join(text for _, text in ct_groups(q.ct)) or "–"
     if q.fp8 is not None:
         block = q.fp8.weight_block_size
         return (f"block {block[0]}x{block[1]}" if block else "per-tensor") + (
@@ -379,15 +346,11 @@ def _quant_rows(ra: CheckReport, rb: CheckReport) -> list[Row]:
         Row(
             "quantization",
             "ignore list size",
-            _entries(len(qa.ignore_list)),
-            _entries(len(qb.ignore_list)),
+            entries_text(len(qa.ignore_list)),
+            entries_text(len(qb.ignore_list)),
             "compare by coverage below, not by length",
         ),
     ]
-
-
-def _entries(n: int) -> str:
-    return f"{n} entr{'y' if n == 1 else 'ies'}"
 
 
 def _scheme_rows(ra: CheckReport, rb: CheckReport) -> list[Row]:

@@ -113,14 +113,15 @@ def fix(
 
 def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> None:
     from servecheck.fix import group_verdicts
+    from servecheck.report.summary import entries_text
+    from servecheck.report.text import VERDICT_STYLE
 
     p = o.proposal
     n = len(p.before)
     console.print(
         Text.assemble(
             ("Checkpoint  ", "bold"),
-            f"{p.report.location} ({p.report.quant.method}, {p.location}: {n} "
-            f"entr{'y' if n == 1 else 'ies'})",
+            f"{p.report.location} ({p.report.quant.method}, {p.location}: {entries_text(n)})",
         )
     )
     how = {
@@ -150,8 +151,7 @@ def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> N
                 console.print(Text(f"      → {d.remedy}", style="yellow"))
     console.print(
         Text(
-            f"\nProposed ignore list ({len(p.after)} entr{'y' if len(p.after) == 1 else 'ies'}; "
-            f"was {n})",
+            f"\nProposed ignore list ({entries_text(len(p.after))}; was {n})",
             style="bold",
         )
     )
@@ -208,9 +208,9 @@ def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> N
     console.print(
         Text.assemble(
             ("  verdict ", ""),
-            (o.before.verdict.upper(), _verdict_style(o.before.verdict)),
+            (o.before.verdict.upper(), VERDICT_STYLE[o.before.verdict]),
             (" → ", ""),
-            (o.after.verdict.upper(), _verdict_style(o.after.verdict)),
+            (o.after.verdict.upper(), VERDICT_STYLE[o.after.verdict]),
         )
     )
     if o.diff:
@@ -248,21 +248,16 @@ def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> N
                 )
             )
     elif p.changed and p.verified:
+        command = f"servecheck fix {model}"
+        if p.strategy != "checkpoint":
+            command += f" --strategy {p.strategy}"
         console.print(
             Text(
-                f"\nApply: servecheck fix {model}"
-                + (f" --strategy {p.strategy}" if p.strategy != "checkpoint" else "")
-                + " --write  (keeps config.json.orig)\n   or: servecheck fix "
-                + model
-                + (f" --strategy {p.strategy}" if p.strategy != "checkpoint" else "")
-                + " --out DIR  (overlay folder vLLM can load)",
+                f"\nApply: {command} --write  (keeps config.json.orig)\n"
+                f"   or: {command} --out DIR  (overlay folder vLLM can load)",
                 style="dim",
             )
         )
-
-
-def _verdict_style(verdict: str) -> str:
-    return {"ok": "bold green", "warn": "bold yellow", "fail": "bold red"}[verdict]
 
 
 def render_markdown(o: FixOutcome) -> str:

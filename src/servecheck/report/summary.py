@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from servecheck.api import CheckReport
+from servecheck.quant.compressed_tensors import CTConfig
 
 KIND_ORDER = (
     "embedding",
@@ -73,7 +74,25 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def entries_text(n: int) -> str:
+    """'1 entry', '3 entries'."""
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
+
+
 def schemes_text(schemes: dict[str, int]) -> str:
     if len(schemes) == 1:
         return next(iter(schemes))
     return ", ".join(f"{k} ×{v}" for k, v in sorted(schemes.items(), key=lambda kv: -kv[1]))
+
+
+def ct_groups(ct: CTConfig) -> list[tuple[str, str]]:
+    """(group name, "W <weights>, A <activations> → <targets>") per config group."""
+    groups: dict[str, list[str]] = {}
+    for target, ts in ct.targets.items():
+        groups.setdefault(ts.group, []).append(target)
+    out = []
+    for name, targets in groups.items():
+        ts = ct.targets[targets[0]]
+        acts = ts.input_activations.describe() if ts.input_activations else "none"
+        out.append((name, f"W {ts.weights.describe()}, A {acts} → {', '.join(targets)}"))
+    return out

@@ -8,7 +8,7 @@ from rich.text import Text
 
 from servecheck.api import CheckReport
 from servecheck.checks.registry import Finding, Severity
-from servecheck.report.summary import human_bytes, kind_rows, schemes_text
+from servecheck.report.summary import ct_groups, human_bytes, kind_rows, schemes_text
 
 SEVERITY_STYLE = {
     Severity.ERROR: ("✖", "bold red"),
@@ -87,13 +87,7 @@ def _quant_line(report: CheckReport) -> str:
         return "none (unquantized)"
     parts = [q.method]
     if q.ct is not None:
-        groups: dict[str, list[str]] = {}
-        for target, ts in q.ct.targets.items():
-            groups.setdefault(ts.group, []).append(target)
-        for name, targets in groups.items():
-            ts = q.ct.targets[targets[0]]
-            acts = ts.input_activations.describe() if ts.input_activations else "none"
-            parts.append(f"{name}: W {ts.weights.describe()}, A {acts} → {', '.join(targets)}")
+        parts += [f"{name}: {text}" for name, text in ct_groups(q.ct)]
         parts.append(f"ignore: {len(q.ct.ignore)} entries")
     elif q.fp8 is not None:
         block = q.fp8.weight_block_size
