@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,22 +11,13 @@ from servecheck.commands.options import (
     FormatOpt,
     GpuOpt,
     GpusOpt,
+    KernelEnvOpt,
     ModelArg,
     OutputFormat,
     VerboseOpt,
     VllmVersionOpt,
     fail_usage,
 )
-
-KernelEnvOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--kernel-env",
-        help="Kernel environment assumed with --gpu (repeatable, comma-separated): cuda=12.8, "
-        "deep_gemm=0, flashinfer=0, b12x=1, VLLM_USE_DEEP_GEMM=0, amx=1 (CPU). Default: the "
-        "official vLLM wheel's.",
-    ),
-]
 
 EPILOG = (
     "Examples:\n\n  servecheck check examples/glm-4.5-air-derestricted-fp8\n\n"

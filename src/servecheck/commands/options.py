@@ -37,6 +37,15 @@ GpuOpt = Annotated[
     ),
 ]
 GpusOpt = Annotated[int, typer.Option("--gpus", min=1, help="Number of GPUs.")]
+KernelEnvOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--kernel-env",
+        help="Kernel environment assumed with --gpu (repeatable, comma-separated): cuda=12.8, "
+        "deep_gemm=0, flashinfer=0, b12x=1, VLLM_USE_DEEP_GEMM=0, amx=1 (CPU). Default: the "
+        "official vLLM wheel's.",
+    ),
+]
 VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Show info findings, sources and affected modules.")
 ]

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from servecheck.commands.check import KernelEnvOpt
 from servecheck.commands.options import (
     FormatOpt,
+    KernelEnvOpt,
     ModelArg,
     OutputFormat,
     VerboseOpt,
