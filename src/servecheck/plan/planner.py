@@ -10,7 +10,6 @@ from servecheck.checks.rules import memory as mrules
 from servecheck.checks.rules import parallel as prules
 from servecheck.model.config import ModelConfig
 from servecheck.plan.config import (
-    GIB,
     BatchDefaults,
     Era,
     ServeOptions,
@@ -412,7 +411,3 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
             seen.add(key)
             out.append(f)
     return out
-
-
-def gib_str(n: int) -> str:
-    return f"{n / GIB:.2f}"

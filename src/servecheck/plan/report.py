@@ -9,11 +9,11 @@ from rich.table import Table
 from rich.text import Text
 
 from servecheck.checks.registry import Severity
+from servecheck.plan.config import GIB
 from servecheck.plan.memory import LayoutPlan
 from servecheck.plan.planner import Plan
 from servecheck.plan.svg import SEGMENTS, bars, render_svg, terminal_bar
 
-GIB = 2**30
 STATUS_TEXT = {
     "fits": "fits",
     "tight": "fits (tight)",

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
+from servecheck.plan.config import GIB
 from servecheck.plan.memory import LayoutPlan
-
-GIB = 2**30
 
 # (key, label, colour) in drawing order
 SEGMENTS = (
