@@ -39,6 +39,12 @@ def ctx_for(report) -> LayoutContext:
     )
 
 
+def weights_for(report, layout: Layout, capability: int, **kwargs):
+    """plan_weights for a checked report."""
+    args = (report.model, report.inventory, report.resolution, dict(report.module_bytes))
+    return plan_weights(*args, layout, capability=capability, **kwargs)
+
+
 def codes(findings) -> set[str]:
     return {f.code for f in findings}
 
@@ -281,22 +287,8 @@ def test_sliding_window_layers_group_like_vllm(tmp_path):
 def test_vocab_padding_and_tp_split():
     assert pad_vocab(151552) == 151552 and pad_vocab(32001) == 32064
     report = check(LLAMA)
-    w1 = plan_weights(
-        report.model,
-        report.inventory,
-        report.resolution,
-        dict(report.module_bytes),
-        Layout(tp=1),
-        capability=90,
-    )
-    w2 = plan_weights(
-        report.model,
-        report.inventory,
-        report.resolution,
-        dict(report.module_bytes),
-        Layout(tp=2),
-        capability=90,
-    )
+    w1 = weights_for(report, Layout(tp=1), capability=90)
+    w2 = weights_for(report, Layout(tp=2), capability=90)
     s1, s2 = w1.stages[0], w2.stages[0]
     for kind in ("attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj", "embedding", "lm_head"):
         assert s2.by_kind[kind] * 2 == pytest.approx(s1.by_kind[kind], rel=1e-9)
@@ -308,23 +300,8 @@ def test_vocab_padding_and_tp_split():
 def test_glm_router_fp32_and_mtp_only_with_speculative():
     report = check(GLM_AIR)
     cfg = report.model
-    base = plan_weights(
-        cfg,
-        report.inventory,
-        report.resolution,
-        dict(report.module_bytes),
-        Layout(tp=1),
-        capability=120,
-    )
-    spec = plan_weights(
-        cfg,
-        report.inventory,
-        report.resolution,
-        dict(report.module_bytes),
-        Layout(tp=1),
-        capability=120,
-        speculative=True,
-    )
+    base = weights_for(report, Layout(tp=1), capability=120)
+    spec = weights_for(report, Layout(tp=1), capability=120, speculative=True)
     moe_layers = cfg.num_layers - cfg.first_k_dense_replace
     router = base.stages[0].by_kind["moe.router"]
     # fp32 GateLinear [128, 4096] plus the fp32 correction bias, per MoE layer
@@ -334,10 +311,8 @@ def test_glm_router_fp32_and_mtp_only_with_speculative():
 
 def test_expert_parallel_gives_whole_experts_unevenly(tmp_path):
     report = check(GLM_AIR)
-    cfg = report.model
-    args = (cfg, report.inventory, report.resolution, dict(report.module_bytes))
-    tp3 = plan_weights(*args, Layout(tp=3, ep=True), capability=120).stages[0]
-    tp1 = plan_weights(*args, Layout(tp=1), capability=120).stages[0]
+    tp3 = weights_for(report, Layout(tp=3, ep=True), capability=120).stages[0]
+    tp1 = weights_for(report, Layout(tp=1), capability=120).stages[0]
     # 128 experts over 3 ranks: 43, 43, 42 -> the largest rank holds 43/128
     assert tp3.by_kind["moe.experts"] == pytest.approx(tp1.by_kind["moe.experts"] * 43 / 128)
     problems = check_layout(Layout(tp=3, ep=True), ctx_for(report))
