@@ -58,17 +58,6 @@ KV_REL_TOL = 0.06
 
 # Open disagreements: (record id regex, field) -> the evidence and where the fix belongs.
 KNOWN: dict[tuple[str, str], str] = {
-    (r"^(qwen3moe|glm4moe)-MXFP4(A16)?$", "kernels"): (
-        "compressed-tensors MXFP4 experts (CompressedTensorsW4A4Mxfp4MoEMethod) ran "
-        "Mxfp4MoeBackend.MARLIN / MarlinExperts on sm_90 (record modules); servecheck predicts "
-        "TRITON. Fix: hardware/moe_backends.py + knowledge/kernels.toml mxfp4 MoE candidates "
-        "for 0.24 (vLLM 0.24 fused_moe/oracle/mxfp4.py)"
-    ),
-    (r"^dummy-gpt-oss-20b", "kernels"): (
-        "gpt-oss MXFP4 experts (GptOssMxfp4MoEMethod) ran Mxfp4MoeBackend.TRITON / "
-        "OAITritonMxfp4ExpertsMonolithic ('Using 'TRITON' Mxfp4 MoE backend.'); servecheck "
-        "says 'backend selection not modelled'. Fix: hardware/moe_backends.py"
-    ),
     (r"^dummy-glm-4\.5-air-fp8-len8k-u095--h100$", "error"): (
         "vLLM raised torch.OutOfMemoryError while allocating the weights (after logging "
         "'Failed to load model - not enough GPU memory ...', v1/worker/gpu_model_runner.py "

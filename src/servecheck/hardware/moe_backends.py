@@ -70,8 +70,10 @@ def moe_backend(res: Resolution, ctx: Context) -> KernelChoice | None:
         )
     if method == "CompressedTensorsW8A8Int8MoEMethod":
         return _int8(res, ctx)
-    if method in ("CompressedTensorsW4A4Mxfp4MoEMethod", "Mxfp4MoEMethod"):
-        return _mxfp4(ctx)
+    if method == "CompressedTensorsW4A4Mxfp4MoEMethod":
+        return _ct_mxfp4(ctx)
+    if method in ("GptOssMxfp4MoEMethod", "Mxfp4MoEMethod"):
+        return _mxfp4(method, ctx)
     if method == "CompressedTensorsW4A8Fp8MoEMethod":
         layer = Layer(weight_key="kInt4Static", act_key="kFp8DynamicTokenSym")
         return _walk("w4a8", candidates("w4a8_moe", ctx.version), ctx, layer)
@@ -96,8 +98,10 @@ def _walk(
     skip: dict[str, str] | None = None,
     notes: tuple[str, ...] = (),
     error: str | None = None,
+    act_keys: dict[str, str] | None = None,
 ) -> KernelChoice:
-    """The oracle's loop: first backend with a supporting experts class wins."""
+    """The oracle's loop: first backend with a supporting experts class wins. ``act_keys``:
+    backends that test their own activation key instead of the layer's."""
     text = FAMILY_TEXT[family]
     steps: list[Step] = []
     for backend in backends:
@@ -105,8 +109,11 @@ def _walk(
             steps.append(Step(backend, False, skip[backend]))
             continue
         reason = None
+        tried = layer
+        if act_keys is not None:
+            tried = replace(layer, act_key=act_keys.get(backend))
         for experts in _experts(family, backend):
-            verdict = check_row(experts, ctx.version, ctx.device, ctx.env, layer)
+            verdict = check_row(experts, ctx.version, ctx.device, ctx.env, tried)
             if verdict.ok:
                 steps.append(Step(backend, True))
                 return chosen(
@@ -441,17 +448,142 @@ def _int8(res: Resolution, ctx: Context) -> KernelChoice:
     return choice
 
 
-def _mxfp4(ctx: Context) -> KernelChoice:
-    """vLLM 0.33 oracle/mxfp4.py:402-435, 650-760 (BF16-activation variants, no act key)."""
+# vLLM 0.24/0.33 oracle/mxfp4.py _backend_activation_key: the activation each backend quantizes
+# to (None = BF16 activations)
+MXFP4_ACT_KEY = {
+    "FLASHINFER_TRTLLM_MXFP4_MXFP8": "kMxfp8Dynamic",
+    "FLASHINFER_CUTLASS_MXFP4_MXFP8": "kMxfp8Dynamic",
+    "DEEPGEMM_MXFP4": "kFp8Dynamic128Sym",
+}
+
+# vLLM 0.24 compressed_tensors_moe_w4a4_mxfp4.py:193-198 (0.33: :226-231): logged by
+# process_weights_after_loading on the Marlin path
+FP4_MARLIN_WARNING = (
+    "Your GPU does not have native support for FP4 computation but FP4 quantization is being "
+    "used. Weight-only FP4 compression will be used leveraging the Marlin kernel. This may "
+    "degrade performance for compute-heavy workloads."
+)
+
+
+def _ct_mxfp4(ctx: Context) -> KernelChoice:
+    """compressed-tensors MXFP4 experts pick their kernel in the method, not through the oracle.
+
+    vLLM 0.24 compressed_tensors_moe_w4a4_mxfp4.py:44-61 (0.33: :52-80)
+    CompressedTensorsW4A4Mxfp4MoEMethod.__init__: CutlassExpertsMxfp4 (W4A4, activations
+    quantized to MXFP4 whatever the checkpoint declares) where
+    ops.mxfp4_experts_quant_supported(capability) holds, else MarlinExperts (weight-only); the
+    mxfp4_backend attribute stays MARLIN either way. 0.33's extra branch for an explicit
+    --moe-backend b12x / FlashInfer MoE-EP is not modelled. Measured on 0.24 (sm_90): MARLIN /
+    MarlinExperts (tests/data/gpu_truth/*-MXFP4*).
+    """
+    source = (
+        "model_executor/layers/quantization/compressed_tensors/compressed_tensors_moe/"
+        "compressed_tensors_moe_w4a4_mxfp4.py CompressedTensorsW4A4Mxfp4MoEMethod.__init__"
+    )
+    layer = Layer(weight_key="kMxfp4Static", act_key="kMxfp4Dynamic")
+    cutlass = check_row("CutlassExpertsMxfp4", ctx.version, ctx.device, ctx.env, layer)
+    if cutlass.ok:
+        return chosen(
+            "mxfp4_moe",
+            "CUTLASS_MXFP4_MXFP4",  # 0.33 oracle/mxfp4.py backend_to_kernel_cls name of the class
+            ctx.version,
+            [Step("CUTLASS_MXFP4_MXFP4", True)],
+            experts="CutlassExpertsMxfp4",
+            source=source,
+            notes=(
+                "vLLM logs 'Using CutlassExpertsMxfp4 for MXFP4 MoE'; its mxfp4_backend "
+                "attribute still reads MARLIN",
+            ),
+        )
+    steps = [Step("CUTLASS_MXFP4_MXFP4", False, cutlass.reason), Step("MARLIN", True)]
+    choice = chosen("mxfp4_moe", "MARLIN", ctx.version, steps, experts="MarlinExperts")
+    return replace(choice, warning=FP4_MARLIN_WARNING, source=source)
+
+
+def _mxfp4(method: str, ctx: Context) -> KernelChoice:
+    """MXFP4 experts of the mxfp4 quantization config.
+
+    gpt-oss (GptOssMxfp4MoEMethod) walks select_mxfp4_moe_backend's list, BF16 activations
+    only; other checkpoints (Mxfp4MoEMethod) walk select_deepseek_v4_mxfp4_moe_backend's, each
+    backend with its own activation key (kernels.toml selection.mxfp4_moe / mxfp4_moe_generic
+    for the lines). vLLM 0.11 had one rule for both (``_mxfp4_0_11``).
+    """
+    if not feature(ctx.version, "moe_backend_oracle"):
+        return _mxfp4_0_11(ctx)
+    cap = ctx.device.capability
+    if method == "Mxfp4MoEMethod":
+        backends = prioritize_humming(candidates("mxfp4_moe_generic", ctx.version), cap)
+        layer = Layer(weight_key="kMxfp4Static", act_key=None)
+        return _no_fp8_warning(_walk("mxfp4", backends, ctx, layer, act_keys=MXFP4_ACT_KEY))
     layer = Layer(weight_key="kMxfp4Static", act_key=None)
     backends = candidates("mxfp4_moe", ctx.version)
-    cap = ctx.device.capability
     if feature(ctx.version, "mxfp4_moe_marlin_first_sm12x") and cap is not None and cap // 10 == 12:
-        # mxfp4.py:426-434: consumer Blackwell runs Marlin ahead of the OAI Triton kernels
+        # 0.33 oracle/mxfp4.py:426-434: consumer Blackwell runs Marlin ahead of the OAI Triton
+        # kernels
         backends.remove("TRITON")
         backends.insert(backends.index("MARLIN") + 1, "TRITON")
     backends = prioritize_humming(backends, cap)
-    return _walk("mxfp4", backends, ctx, layer)
+    return _no_fp8_warning(_walk("mxfp4", backends, ctx, layer))
+
+
+def _no_fp8_warning(choice: KernelChoice) -> KernelChoice:
+    """MarlinExperts' row carries the FP8 Marlin warning; the mxfp4 methods log none (0.24
+    oracle/mxfp4.py:725-735 prepare_moe_mxfp4_layer_for_marlin)."""
+    return replace(choice, warning=None) if choice.experts == "MarlinExperts" else choice
+
+
+def _mxfp4_0_11(ctx: Context) -> KernelChoice:
+    """vLLM 0.11 quantization/mxfp4.py:59-107 get_mxfp4_backend (Mxfp4MoEMethod, gpt-oss too):
+    FlashInfer variants only when installed (sm_90 with VLLM_USE_FLASHINFER_MOE_MXFP4_BF16;
+    exactly sm_100 always), else Marlin below sm_90 or without triton_kernels, else Triton
+    (torch 2.8 ships with 0.11). No backend off CUDA raises AssertionError at :165-167."""
+    cap = ctx.device.capability or 0
+    env = ctx.env
+    fi = env.has("flashinfer")
+
+    def pick(backend: str, experts: str, why: str) -> KernelChoice:
+        return chosen(
+            "mxfp4_moe",
+            backend,
+            ctx.version,
+            [Step(backend, True, why)],
+            experts=experts,
+            source="0.11.0 quantization/mxfp4.py:59-107 get_mxfp4_backend",
+        )
+
+    if not ctx.device.is_cuda:
+        return KernelChoice(
+            family="mxfp4_moe",
+            kernel=None,
+            label="no backend",
+            error="No MXFP4 MoE backend (FlashInfer/Marlin/Triton) available.Please check your "
+            "environment and try again.",
+            error_type="AssertionError",
+            source="0.11.0 quantization/mxfp4.py:161-167 Mxfp4MoEMethod.__init__",
+        )
+    if cap == 90 and fi and env.flag("VLLM_USE_FLASHINFER_MOE_MXFP4_BF16"):
+        return pick(
+            "SM90_FI_MXFP4_BF16", "FlashInferExperts", "VLLM_USE_FLASHINFER_MOE_MXFP4_BF16=1"
+        )
+    if cap == 100 and fi:
+        if env.flag("VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8_CUTLASS"):
+            return pick(
+                "SM100_FI_MXFP4_MXFP8_CUTLASS",
+                "FlashInferExperts",
+                "VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8_CUTLASS=1",
+            )
+        if env.flag("VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8"):
+            return pick(
+                "SM100_FI_MXFP4_MXFP8_TRTLLM",
+                "TrtLlmMxfp4ExpertsMonolithic",
+                "VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1",
+            )
+        return pick("SM100_FI_MXFP4_BF16", "TrtLlmMxfp4ExpertsMonolithic", "sm_100 with FlashInfer")
+    if cap // 10 < 9 or not env.has("triton_kernels"):
+        return _no_fp8_warning(
+            pick("MARLIN", "MarlinExperts", "below sm_90 or triton_kernels not installed")
+        )
+    return pick("TRITON", "OAITritonExperts", "triton_kernels installed (torch >= 2.8)")
 
 
 def _unquantized(ctx: Context) -> KernelChoice:
