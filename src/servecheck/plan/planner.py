@@ -28,7 +28,7 @@ from servecheck.plan.layouts import (
     moe_fp8_tp_table,
 )
 from servecheck.plan.memory import LayoutPlan, gib, plan_layout
-from servecheck.plan.overhead import overheads
+from servecheck.plan.overhead import ProfileRun, overheads
 from servecheck.plan.recommend import Command, build_command, choose, closest
 from servecheck.plan.weights import model_dtype_bytes, plan_weights
 
@@ -177,6 +177,7 @@ def make_plan(
         version=version,
         capability=capability,
     )
+    experts = moe_experts_class(report, gpu) if cfg.is_moe else None
     candidates = only or enumerate_layouts(gpus_per_node, nodes, cfg.is_moe)
     if options.enable_expert_parallel is not None and only is None:
         candidates = [c for c in candidates if c.ep == options.enable_expert_parallel or c.tp == 1]
@@ -202,13 +203,19 @@ def make_plan(
                 cfg,
                 layout,
                 era,
-                batched_tokens=batched,
-                num_seqs=seqs,
-                dtype_bytes=dtype_bytes,
-                last_stage=s.stage == layout.pp - 1,
-                enforce_eager=options.enforce_eager,
-                layers=s.layers[1] - s.layers[0],
-                sampler=options.sampler,
+                ProfileRun(
+                    batched_tokens=batched,
+                    num_seqs=seqs,
+                    dtype_bytes=dtype_bytes,
+                    last_stage=s.stage == layout.pp - 1,
+                    enforce_eager=options.enforce_eager,
+                    layers=s.layers[1] - s.layers[0],
+                    moe_layers=_moe_layers(report.inventory, s.layers) if cfg.is_moe else 0,
+                    capability=capability,
+                    moe_experts=experts,
+                    sampler=options.sampler,
+                ),
+                version,
             )
             for s in weights.stages
         ]
@@ -271,7 +278,7 @@ def make_plan(
         )
     findings += _verdict_findings(plans, best, rec_len, max_len, gpu, total_gpus, command, ver)
     estimated = ["activation peak", "non-torch memory"]
-    if era.cudagraph_in_budget and not options.enforce_eager:
+    if any(ov.cudagraph_in_budget for _, _, _, stage_ovs, _ in prepared for ov in stage_ovs):
         estimated.append("CUDA-graph estimate")
     if report.checkpoint.config_only and report.quant.method:
         estimated.append("quantized weight bytes (config only)")
@@ -411,3 +418,47 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
             seen.add(key)
             out.append(f)
     return out
+
+
+def _moe_layers(inventory: Any, layers: tuple[int, int]) -> int | None:
+    """Fused-MoE layers among the decoder layers [start, end) of a pipeline stage (None when
+    the inventory has no experts modules to count: then every layer is taken as MoE)."""
+    start, end = layers
+    experts = [m for m in inventory.modules if m.kind == "moe.experts" and not m.mtp]
+    if not experts:
+        return None
+    return len({m.layer for m in experts if m.layer is not None and start <= m.layer < end})
+
+
+def moe_experts_class(report: Any, gpu: Any) -> str | None:
+    """vLLM's experts class for the model's fused-MoE layers on `gpu` (sizes the fused-MoE
+    workspace of the profile run): the check's kernel selection when it was made for this GPU,
+    else the MoE backend selection run for it here."""
+    kernels = getattr(report, "kernels", None)
+    if kernels is None or kernels.device.capability != gpu.capability:
+        from servecheck.hardware.env import resolve_env
+        from servecheck.hardware.plan_kernels import select_kernels
+
+        target = _PlanTarget(name=gpu.name, kind="gpu", capability=gpu.capability, count=1)
+        ver = report.version.effective
+        kernels = select_kernels(
+            report.inventory,
+            report.resolution,
+            target,
+            report.version,
+            resolve_env(ver),
+            model=report.model,
+            quant=report.quant,
+        )
+    for m in kernels.modules if kernels is not None else ():
+        if m.kind == "moe.experts" and m.choice.ok:
+            return m.choice.experts
+    return None
+
+
+@dataclass(frozen=True)
+class _PlanTarget:
+    name: str
+    kind: str
+    capability: int | None
+    count: int

@@ -61,6 +61,8 @@ def layout_to_dict(p: LayoutPlan, plan: Plan) -> dict[str, Any]:
                 "weights_by_kind_gib": {k: _g(v) for k, v in sorted(s.weights.by_kind.items())},
                 "rotary_cache_gib": _g(s.weights.buffers),
                 "activation_peak_gib": _g(s.overheads.activation),
+                "activation_terms_gib": {k: _g(v) for k, v in s.overheads.parts},
+                "model_runner": s.overheads.runner,
                 "non_torch_gib": _g(s.overheads.non_torch),
                 "cudagraph_gib": _g(s.overheads.cudagraph),
                 "cudagraph_in_budget": s.overheads.cudagraph_in_budget,
