@@ -155,7 +155,10 @@ class _PlainResolver(_Base):
         whose config the override maps to gpt_oss_mxfp4). Config min capability 80."""
         if m.kind != EXPERTS:
             return unquantized(m, note="MXFP4 linear layers fall back to unquantized")
-        gpt_oss = self.inv.architecture == "GptOssForCausalLM"
+        # vLLM 0.24+ mxfp4.py GptOssMxfp4Config: its own MoE method for gpt-oss (feature row)
+        gpt_oss = self.inv.architecture == "GptOssForCausalLM" and self.version.feature(
+            "gpt_oss_mxfp4_method"
+        )
         return Resolution(
             module=m,
             method="GptOssMxfp4MoEMethod" if gpt_oss else "Mxfp4MoEMethod",
