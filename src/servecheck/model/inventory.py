@@ -287,8 +287,13 @@ def gqa_attention(
     o_bias: bool = False,
     qk_norm: bool = False,
     mtp: bool = False,
+    ckpt_prefix: str | None = None,
 ) -> list[Module]:
-    """Standard attention: fused qkv_proj (QKVParallelLinear), o_proj, optional q/k norms."""
+    """Standard attention: fused qkv_proj (QKVParallelLinear), o_proj, optional q/k norms.
+
+    ckpt_prefix: where the checkpoint stores q/k/v/o when vLLM renames the module (gpt-oss).
+    """
+    ck = ckpt_prefix or prefix
     modules = [
         linear(
             f"{prefix}.qkv_proj",
@@ -296,9 +301,9 @@ def gqa_attention(
             "QKVParallelLinear",
             hidden,
             [
-                (f"{prefix}.q_proj", heads * head_dim),
-                (f"{prefix}.k_proj", kv_heads * head_dim),
-                (f"{prefix}.v_proj", kv_heads * head_dim),
+                (f"{ck}.q_proj", heads * head_dim),
+                (f"{ck}.k_proj", kv_heads * head_dim),
+                (f"{ck}.v_proj", kv_heads * head_dim),
             ],
             layer=layer,
             bias=qkv_bias,
@@ -310,7 +315,7 @@ def gqa_attention(
             ATTN_O,
             "RowParallelLinear",
             heads * head_dim,
-            [(f"{prefix}.o_proj", hidden)],
+            [(f"{ck}.o_proj", hidden)],
             layer=layer,
             bias=o_bias,
             tp_split="row",

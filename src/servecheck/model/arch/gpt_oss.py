@@ -11,15 +11,13 @@ from __future__ import annotations
 from servecheck.model.arch.dense import top_level
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import (
-    ATTN_O,
-    ATTN_QKV,
     EMBEDDING,
     ROUTER,
     Experts,
     Inventory,
     Module,
     Param,
-    attention,
+    gqa_attention,
     linear,
     norm,
     routed_experts,
@@ -44,36 +42,12 @@ def build(cfg: ModelConfig) -> Inventory:
     for i in range(cfg.num_layers):
         p, ck = f"model.layers.{i}", f"model.layers.{i}.self_attn"
         modules.append(norm(f"{p}.input_layernorm", hidden, i))
-        # vLLM 0.33 gpt_oss.py OAIAttention: qkv and o with bias, per-head sinks
-        modules.append(
-            linear(
-                f"{p}.attn.qkv_proj",
-                ATTN_QKV,
-                "QKVParallelLinear",
-                hidden,
-                [
-                    (f"{ck}.q_proj", heads * hd),
-                    (f"{ck}.k_proj", kv * hd),
-                    (f"{ck}.v_proj", kv * hd),
-                ],
-                layer=i,
-                bias=True,
-                tp_split="qkv",
-            )
+        # vLLM 0.33 gpt_oss.py OAIAttention: qkv and o with bias (named attn.*, stored as
+        # self_attn.*), per-head sinks
+        qkv, o, kv_cache = gqa_attention(
+            f"{p}.attn", hidden, heads, kv, hd, i, qkv_bias=True, o_bias=True, ckpt_prefix=ck
         )
-        modules.append(
-            linear(
-                f"{p}.attn.o_proj",
-                ATTN_O,
-                "RowParallelLinear",
-                heads * hd,
-                [(f"{ck}.o_proj", hidden)],
-                layer=i,
-                bias=True,
-                tp_split="row",
-                params=(),
-            )
-        )
+        modules += [qkv, o]
         modules.append(
             Module(
                 name=f"{p}.attn.sinks",
@@ -86,7 +60,7 @@ def build(cfg: ModelConfig) -> Inventory:
                 tp_split="column",
             )
         )
-        modules.append(attention(f"{p}.attn", i))
+        modules.append(kv_cache)
         modules.append(norm(f"{p}.post_attention_layernorm", hidden, i))
         # vLLM 0.33 gpt_oss.py MLPBlock: GateLinear router with bias, no quant_config
         modules.append(
