@@ -377,15 +377,13 @@ def with_ignore(report: CheckReport, entries: Sequence[str]) -> dict:
     return config
 
 
-def recheck_findings(report: CheckReport, config: dict) -> tuple[Finding, ...]:
-    """The findings `check` reports for the same checkpoint with another config.json, computed
-    in memory (nothing is written)."""
+def recheck(report: CheckReport, config: dict) -> CheckReport:
+    """What `check` reports for the same checkpoint with another config.json, computed in
+    memory (nothing is written)."""
     from servecheck.api import check_checkpoint
 
     ckpt = dataclasses.replace(report.checkpoint, config=config)
-    return check_checkpoint(
-        ckpt, vllm_version=report.version.requested, target=report.target
-    ).findings
+    return check_checkpoint(ckpt, vllm_version=report.version.requested, target=report.target)
 
 
 def resolve_config(report: CheckReport, config: dict) -> tuple[QuantSpec, ResolutionResult]:
@@ -978,9 +976,13 @@ class FixProposal:
     remaining: tuple[Disagreement, ...]  # problems the new list leaves (not fixable by config)
     config: dict
     resolution: ResolutionResult
-    # quantization/resolution/audit findings with the new config (in memory)
-    after_findings: tuple[Finding, ...] = ()
+    # the full check with the new config (in memory); None when nothing was re-checked
+    after_report: CheckReport | None = None
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def after_findings(self) -> tuple[Finding, ...]:
+        return self.after_report.findings if self.after_report else ()
 
     @property
     def resolved_codes(self) -> tuple[str, ...]:
@@ -1083,7 +1085,7 @@ def propose(report: CheckReport, strategy: str = "checkpoint") -> FixProposal:
         remaining=remaining,
         config=config,
         resolution=resolution,
-        after_findings=recheck_findings(report, config),
+        after_report=recheck(report, config),
         notes=tuple(notes),
     )
 
@@ -1345,7 +1347,7 @@ def run_fix(
     the user's folder is only written with `write` (atomically, keeping config.json.orig) and
     `out` names a new overlay folder.
     """
-    from servecheck.api import NO_TARGET, check, check_checkpoint
+    from servecheck.api import NO_TARGET, check
 
     target = target or NO_TARGET
     if write and out is not None:
@@ -1356,11 +1358,7 @@ def run_fix(
     original = cfg_path.read_text(encoding="utf-8")
     new_text = render_config(original, proposal.config) if proposal.changed else original
     diff = unified_diff(original, new_text, cfg_path.name)
-    if proposal.changed:
-        edited = dataclasses.replace(report.checkpoint, config=json.loads(new_text))
-        after = check_checkpoint(edited, vllm_version=vllm_version, target=target)
-    else:
-        after = report
+    after = proposal.after_report if proposal.changed and proposal.after_report else report
     written = None
     if write or out is not None:
         if not proposal.changed:
