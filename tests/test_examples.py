@@ -31,39 +31,11 @@ def test_seed_working_config_is_glm45_not_air():
     assert all(("norm" in s or "bias" in s or "gate" in s or "embed" in s) for s in r009.subjects)
 
 
-def test_gpt_oss_config_only_is_modelled(tmp_path):
-    import json
-
+def test_gpt_oss_config_only_is_modelled():
     from servecheck.api import check
 
-    # gpt-oss-20b's public architecture fields (openai/gpt-oss-20b config.json), MXFP4 experts.
-    cfg = {
-        "architectures": ["GptOssForCausalLM"],
-        "model_type": "gpt_oss",
-        "hidden_size": 2880,
-        "intermediate_size": 2880,
-        "num_hidden_layers": 24,
-        "num_attention_heads": 64,
-        "num_key_value_heads": 8,
-        "head_dim": 64,
-        "num_local_experts": 32,
-        "num_experts_per_tok": 4,
-        "vocab_size": 201088,
-        "sliding_window": 128,
-        "tie_word_embeddings": False,
-        "torch_dtype": "bfloat16",
-        "quantization_config": {
-            "quant_method": "mxfp4",
-            "modules_to_not_convert": [
-                "model.layers.*.self_attn",
-                "model.layers.*.mlp.router",
-                "model.embed_tokens",
-                "lm_head",
-            ],
-        },
-    }
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    report = check(tmp_path)
+    # gpt-oss-20b's public architecture facts, MXFP4 experts (tests/data/plan/README.md).
+    report = check(EXAMPLES.parent / "tests" / "data" / "plan" / "gpt-oss-20b")
     assert report.family.name == "gpt-oss-20b"
     experts = [r for r in report.resolution.resolutions if r.module.kind == "moe.experts"]
     assert {r.method for r in experts} == {"GptOssMxfp4MoEMethod"}

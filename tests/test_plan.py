@@ -246,26 +246,8 @@ def test_fp8_kv_cache_halves_bytes_and_doubles_tokens():
     assert "--kv-cache-dtype fp8" in fp8.command.serve
 
 
-def test_sliding_window_layers_group_like_vllm(tmp_path):
-    cfg = {
-        "architectures": ["GptOssForCausalLM"],
-        "model_type": "gpt_oss",
-        "hidden_size": 2880,
-        "intermediate_size": 2880,
-        "num_hidden_layers": 24,
-        "num_attention_heads": 64,
-        "num_key_value_heads": 8,
-        "head_dim": 64,
-        "num_local_experts": 32,
-        "num_experts_per_tok": 4,
-        "vocab_size": 201088,
-        "sliding_window": 128,
-        "max_position_embeddings": 131072,
-        "tie_word_embeddings": False,
-        "torch_dtype": "bfloat16",
-    }
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    report = check(tmp_path)
+def test_sliding_window_layers_group_like_vllm():
+    report = check(DATA / "gpt-oss-20b")
     spec = kv_spec(report.model, report.inventory, Layout(tp=1), "bfloat16", 16)
     kinds = [s.kind for s in spec.stages[0]]
     assert kinds.count("sliding") == 12 and kinds.count("full") == 12
