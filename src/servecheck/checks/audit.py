@@ -419,6 +419,8 @@ def _missing(
 
 
 def _tied(cfg: ModelConfig, tensors: Mapping[str, TensorInfo], ver: str) -> list[Finding]:
+    # vLLM 0.33 models/utils.py AutoWeightsLoader: a tied head aliases embed_tokens and the
+    # stored lm_head.weight is skipped (_get_tied_embedding_params); an untied head must load.
     has_head = "lm_head.weight" in tensors or "lm_head.weight_packed" in tensors
     if cfg.tie_word_embeddings and has_head:
         return [

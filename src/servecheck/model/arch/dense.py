@@ -38,6 +38,8 @@ def attention_biases(cfg: ModelConfig) -> tuple[bool, bool]:
 
 def decoder_attention(cfg: ModelConfig, i: int, prefix: str, mtp: bool = False) -> list[Module]:
     qkv_bias, o_bias = attention_biases(cfg)
+    # vLLM 0.33 models/qwen3.py and qwen3_moe.py always build q_norm/k_norm; glm4_moe.py only
+    # with use_qk_norm
     qk_norm = cfg.architecture in ("Qwen3ForCausalLM", "Qwen3MoeForCausalLM") or cfg.use_qk_norm
     return gqa_attention(
         f"{prefix}.self_attn",
