@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from conftest import EXAMPLES, FIXTURES
 from fixtures import broken
-from servecheck.checks.registry import all_rules
 from servecheck.cli import app
+from servecheck.findings.catalog import all_rules
 
 runner = CliRunner()
 

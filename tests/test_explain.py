@@ -16,9 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT
-from servecheck.checks.registry import all_rules
 from servecheck.cli import app
 from servecheck.explain import explain_text, load_signatures, parse_log
+from servecheck.findings.catalog import all_rules
 
 LOGS = ROOT / "tests" / "data" / "logs"
 CATALOG = ROOT.parent / "shared" / "research" / "failure-catalog.md"

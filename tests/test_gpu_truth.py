@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 from servecheck.api import Target, check
-from servecheck.checks.registry import Finding, Severity
+from servecheck.findings.registry import Finding, Severity
 from servecheck.hardware.gpus import find_gpu
 from servecheck.plan.config import GIB, ServeOptions, era_for
 from servecheck.plan.kv_cache import capacity
@@ -67,7 +67,7 @@ KNOWN: dict[tuple[str, str], str] = {
         "vLLM raised torch.OutOfMemoryError while allocating the weights (after logging "
         "'Failed to load model - not enough GPU memory ...', v1/worker/gpu_model_runner.py "
         "load_model); servecheck's M001 quotes that log line but has no exception class. Fix: "
-        "checks/rules/memory.py M001 exception = 'OutOfMemoryError'"
+        "findings/rules/memory.py M001 exception = 'OutOfMemoryError'"
     ),
 }
 

@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import EXAMPLES, ROOT
-from servecheck.api import Target, check
+from servecheck.api import Target, check, plan_model
 from servecheck.cli import app
 from servecheck.hardware.gpus import find_gpu
-from servecheck.plan import ServeOptions, plan_model
+from servecheck.plan import ServeOptions
 from servecheck.plan.config import GIB, era_for, table
 from servecheck.plan.kv_cache import kv_spec
 from servecheck.plan.layouts import Layout, LayoutContext, check_layout, pp_partition

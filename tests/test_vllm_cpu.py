@@ -26,7 +26,7 @@ import pytest
 
 from conftest import FIXTURES, ROOT
 from servecheck.api import check
-from servecheck.checks.registry import Finding, Severity
+from servecheck.findings.registry import Finding, Severity
 from servecheck.targets import target_from_option
 
 pytestmark = [

@@ -2,74 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from servecheck.checks.audit import AuditResult, audit
+from servecheck.checks.audit import audit
 from servecheck.checks.expected import module_tensors
-from servecheck.checks.registry import Finding, Severity
-from servecheck.checks.rules import checkpoint as ckpt_rules
+from servecheck.core import NO_TARGET, CheckReport, Target
+from servecheck.findings.registry import Finding
+from servecheck.findings.rules import checkpoint as ckpt_rules
 from servecheck.hardware.env import resolve_env
-from servecheck.hardware.plan_kernels import KernelReport, select_kernels
+from servecheck.hardware.plan_kernels import select_kernels
 from servecheck.model.arch import build_inventory
 from servecheck.model.config import ModelConfig, parse_config
-from servecheck.model.family import Family, identify
+from servecheck.model.family import identify
 from servecheck.model.inventory import Inventory
+from servecheck.plan import Plan, ServeOptions, attach_plan, make_plan, serve_model_arg
 from servecheck.quant.resolve import ResolutionResult, resolve
-from servecheck.quant.spec import QuantSpec, parse_quant
+from servecheck.quant.spec import parse_quant
 from servecheck.source.local import Checkpoint, open_local
 from servecheck.source.safetensors import DTYPE_BITS
-from servecheck.versions import VllmVersion, resolve_version
+from servecheck.versions import resolve_version
 
-
-@dataclass(frozen=True)
-class Target:
-    """What the model will run on. capability None = unknown (no GPU named) or vLLM's CPU."""
-
-    name: str
-    kind: str  # "none", "gpu" or "cpu"
-    capability: int | None = None
-    memory_bytes: int | None = None
-    count: int = 1
-
-
-NO_TARGET = Target(name="unspecified", kind="none")
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    """Everything `servecheck check` found, ready to render."""
-
-    location: str
-    checkpoint: Checkpoint
-    version: VllmVersion
-    target: Target
-    model: ModelConfig
-    family: Family | None
-    inventory: Inventory
-    quant: QuantSpec
-    resolution: ResolutionResult
-    audit: AuditResult | None
-    findings: tuple[Finding, ...]
-    module_bytes: Mapping[str, int] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-    kernels: KernelReport | None = None  # kernel per module on the target (hardware/)
-    plan: Any = None  # plan.Plan: memory and parallel layout on the target GPUs (plan/)
-
-    @property
-    def verdict(self) -> str:
-        severities = {f.severity for f in self.findings}
-        if Severity.ERROR in severities:
-            return "fail"
-        if Severity.WARNING in severities:
-            return "warn"
-        return "ok"
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.module_bytes.values())
+__all__ = ["NO_TARGET", "CheckReport", "Target", "check", "check_checkpoint", "plan_model"]
 
 
 def check(
@@ -91,8 +45,11 @@ def check_checkpoint(
     vllm_version: str | None = None,
     target: Target = NO_TARGET,
     kernel_env: Sequence[str] = (),
+    plan: bool = True,
 ) -> CheckReport:
-    """Run every check on an opened checkpoint (e.g. one whose config was edited in memory)."""
+    """Run every check on an opened checkpoint (e.g. one whose config was edited in memory).
+
+    With a GPU target and `plan`, the report carries the plan for target.count GPUs."""
     version = resolve_version(vllm_version)
     cfg = parse_config(ckpt.config)
     inventory = build_inventory(cfg, ckpt.tensors)
@@ -133,9 +90,40 @@ def check_checkpoint(
         notes=notes,
         kernels=kernels,
     )
-    from servecheck.plan import attach_plan
+    return attach_plan(report) if plan else report
 
-    return attach_plan(report)
+
+def plan_model(
+    model: str | Path,
+    *,
+    gpu: str,
+    gpus: int = 1,
+    nodes: int = 1,
+    options: ServeOptions | None = None,
+    vllm_version: str | None = None,
+    kernel_env: Sequence[str] = (),
+) -> Plan:
+    """Check a checkpoint and plan it on `gpus` x `nodes` GPUs named `gpu` (planned once)."""
+    from servecheck.hardware.gpus import find_gpu
+
+    row = find_gpu(gpu)
+    target = Target(
+        name=row.name,
+        kind="gpu",
+        capability=row.capability,
+        memory_bytes=row.total_memory_bytes,
+        count=gpus * nodes,
+    )
+    report = check_checkpoint(
+        open_local(model),
+        vllm_version=vllm_version,
+        target=target,
+        kernel_env=kernel_env,
+        plan=False,
+    )
+    return make_plan(
+        report, row, gpus, nodes, options or ServeOptions(), model_arg=serve_model_arg(model)
+    )
 
 
 def estimated_bytes(

@@ -486,7 +486,7 @@ def _guess(parsed: ParsedLog) -> LogLine | None:
 
 def to_dict(expl: Explanation) -> dict[str, Any]:
     """JSON form of an explanation. Field names are a contract: extend, never rename."""
-    from servecheck.checks.registry import all_rules
+    from servecheck.findings.catalog import all_rules
 
     registry = all_rules()
     data: dict[str, Any] = {

@@ -37,9 +37,9 @@ from pathlib import Path
 
 import regex
 
-from servecheck.api import CheckReport
 from servecheck.checks.expected import FLOAT_DTYPES, linear_specs
-from servecheck.checks.registry import Finding
+from servecheck.core import CheckReport
+from servecheck.findings.registry import Finding
 from servecheck.model.inventory import (
     ATTENTION,
     EMBEDDING,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from servecheck.api import NO_TARGET, Target
+from servecheck.core import NO_TARGET, Target
 from servecheck.errors import InputError
 
 

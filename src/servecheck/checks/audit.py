@@ -7,10 +7,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from servecheck.checks.collect import Collector
 from servecheck.checks.expected import Spec, expert_specs, per_expert, prefix_specs
-from servecheck.checks.registry import Finding, Severity
-from servecheck.checks.rules import checkpoint as rules
+from servecheck.findings.collect import Collector
+from servecheck.findings.registry import Finding, Severity
+from servecheck.findings.rules import checkpoint as rules
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import LM_HEAD, ROUTER, Inventory, Module
 from servecheck.quant.resolve import Resolution, ResolutionResult

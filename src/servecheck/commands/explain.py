@@ -76,7 +76,7 @@ def _read(log: str | None) -> str:
 def _render(expl: Explanation, console: Console) -> None:
     from rich.markup import escape
 
-    from servecheck.checks.registry import all_rules
+    from servecheck.findings.catalog import all_rules
 
     if expl.match is None:
         console.print("[bold yellow]no known signature[/]")

@@ -74,8 +74,9 @@ def plan(
 ) -> None:
     """Plan memory and parallelism: every valid TP/PP/EP layout, whether it fits, KV capacity,
     longest context, concurrency, and a `vllm serve` command for the best one."""
+    from servecheck.api import plan_model
     from servecheck.errors import InputError
-    from servecheck.plan import ServeOptions, plan_model
+    from servecheck.plan import ServeOptions
     from servecheck.plan.kv_cache import KV_DTYPE_BYTES
 
     if kv_cache_dtype != "auto" and kv_cache_dtype not in KV_DTYPE_BYTES:

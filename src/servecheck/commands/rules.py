@@ -17,7 +17,7 @@ def rules(
     from rich.markdown import Markdown
     from rich.table import Table
 
-    from servecheck.checks.registry import all_rules
+    from servecheck.findings.catalog import all_rules
 
     registry = all_rules()
     console = Console()

@@ -21,8 +21,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from servecheck.checks.collect import Collector
-from servecheck.checks.registry import Finding
+from servecheck.core import KIND_ORDER, Target
+from servecheck.findings.collect import Collector
+from servecheck.findings.registry import Finding
 from servecheck.hardware.attention import AttentionChoice, head_size, uses_sparse_mla
 from servecheck.hardware.conditions import Device
 from servecheck.hardware.env import KernelEnv, kernel_table
@@ -488,7 +489,7 @@ def cpu_attention(cfg: ModelConfig, cpu: CpuInfo, kv: str) -> AttentionChoice:
 def select_cpu_kernels(
     inventory: Inventory,
     resolution: ResolutionResult,
-    target: Any,
+    target: Target,
     version: str,
     env: KernelEnv,
     *,
@@ -497,10 +498,9 @@ def select_cpu_kernels(
 ):
     """KernelReport for vLLM's CPU platform (see plan_kernels.select_kernels)."""
     from servecheck.hardware.plan_kernels import KernelReport, module_kernel
-    from servecheck.report.summary import KIND_ORDER
 
     cpu = cpu_info(env)
-    tp = max(getattr(target, "count", 1), 1)
+    tp = max(target.count, 1)
     modules = []
     for res in resolution.resolutions:
         if res.module.kind == EXPERTS:

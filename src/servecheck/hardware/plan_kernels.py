@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 
-from servecheck.checks.collect import Collector
-from servecheck.checks.registry import Finding
-from servecheck.checks.rules import hardware as rules
+from servecheck.core import KIND_ORDER, Target
+from servecheck.findings.collect import Collector
+from servecheck.findings.registry import Finding
+from servecheck.findings.rules import hardware as rules
 from servecheck.hardware.attention import AttentionChoice, select_attention
 from servecheck.hardware.conditions import Device
 from servecheck.hardware.env import KernelEnv, resolve_env
@@ -28,13 +29,6 @@ from servecheck.quant.spec import QuantSpec
 
 # Schemes whose activations are quantized: a weight-only kernel for them is a degraded path.
 ACT_QUANT_SCHEMES = frozenset({"W8A8Fp8", "Fp8", "W4A4Fp4", "W4A4Mxfp4", "W8A8Int8", "W4A8Fp8"})
-
-
-class TargetLike(Protocol):
-    name: str
-    kind: str
-    capability: int | None
-    count: int
 
 
 @dataclass(frozen=True)
@@ -180,7 +174,7 @@ class KernelReport:
         }
 
 
-def device_for(target: TargetLike) -> Device:
+def device_for(target: Target) -> Device:
     if target.kind == "cpu":
         return Device("cpu", None, target.name)
     return Device("cuda", target.capability, target.name)
@@ -189,7 +183,7 @@ def device_for(target: TargetLike) -> Device:
 def select_kernels(
     inventory: Inventory,
     resolution: ResolutionResult,
-    target: TargetLike,
+    target: Target,
     version: Any,
     env: KernelEnv | None = None,
     *,
@@ -239,8 +233,6 @@ def select_kernels(
             "keyed by release (knowledge/kernels.toml); everything else mirrors 0.33"
         )
     findings = _findings(modules, attention, target, device, ver, env)
-    from servecheck.report.summary import KIND_ORDER
-
     return KernelReport(
         target_name=target.name,
         device=device,
@@ -277,7 +269,7 @@ def _choice(res: Resolution, ctx: Context) -> KernelChoice | None:
 def _findings(
     modules: list[ModuleKernel],
     attention: AttentionChoice | None,
-    target: TargetLike,
+    target: Target,
     device: Device,
     ver: str,
     env: KernelEnv,
@@ -401,7 +393,7 @@ _FUNCTION = {
 }
 
 
-def _cuda_build(target: TargetLike, device: Device, ver: str, env: KernelEnv) -> Finding | None:
+def _cuda_build(target: Target, device: Device, ver: str, env: KernelEnv) -> Finding | None:
     """H005: the build's CUDA version outside [min_cuda, max_cuda] of the architecture."""
     from servecheck.hardware.gpus import load_capabilities
 

@@ -1,7 +1,7 @@
 """Memory and parallelism planning: will the model fit, with which layout, at what context.
 
-    plan_model(path, gpu="RTX PRO 6000", gpus=2)  -> Plan
-    attach_plan(report)                            -> the CheckReport with a plan and its findings
+    attach_plan(report)   -> the CheckReport with a plan for its target and the plan's findings
+    make_plan(report, gpu_row, gpus, nodes, options)  -> Plan
 
 Modules: weights (bytes per GPU), kv_cache (vLLM's KV sizing), overhead (activation peak,
 non-torch, CUDA graphs), layouts (valid TP/PP/EP and vLLM's errors), memory (one layout's
@@ -13,40 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
+from servecheck.core import CheckReport
 from servecheck.plan.config import ServeOptions
 from servecheck.plan.planner import Plan, make_plan
 
-__all__ = ["Plan", "ServeOptions", "attach_plan", "make_plan", "plan_model"]
-
-
-def plan_model(
-    model: str | Path,
-    *,
-    gpu: str,
-    gpus: int = 1,
-    nodes: int = 1,
-    options: ServeOptions | None = None,
-    vllm_version: str | None = None,
-    kernel_env: tuple[str, ...] | list[str] = (),
-) -> Plan:
-    """Check a checkpoint and plan it on `gpus` x `nodes` GPUs named `gpu`."""
-    from servecheck.api import Target, check
-    from servecheck.hardware.gpus import find_gpu
-
-    row = find_gpu(gpu)
-    target = Target(
-        name=row.name,
-        kind="gpu",
-        capability=row.capability,
-        memory_bytes=row.total_memory_bytes,
-        count=gpus * nodes,
-    )
-    report = check(model, vllm_version=vllm_version, target=target, kernel_env=kernel_env)
-    if getattr(report, "plan", None) is not None and (options is None and nodes == 1):
-        return report.plan
-    return make_plan(report, row, gpus, nodes, options, model_arg=serve_model_arg(model))
+__all__ = ["Plan", "ServeOptions", "attach_plan", "make_plan", "serve_model_arg"]
 
 
 def serve_model_arg(model: str | Path) -> str:
@@ -57,7 +29,7 @@ def serve_model_arg(model: str | Path) -> str:
     return str(path)
 
 
-def attach_plan(report: Any) -> Any:
+def attach_plan(report: CheckReport) -> CheckReport:
     """Add the plan for report.target (a GPU and a count) and its findings to a CheckReport."""
     target = report.target
     if target.kind != "gpu":

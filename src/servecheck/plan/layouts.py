@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from servecheck.checks.registry import Finding
-from servecheck.checks.rules import parallel as rules
+from servecheck.findings.registry import Finding
+from servecheck.findings.rules import parallel as rules
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import EXPERTS, Inventory, Module
 from servecheck.quant.resolve import Resolution, ResolutionResult

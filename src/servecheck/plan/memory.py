@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from servecheck.checks.registry import Finding, Severity
-from servecheck.checks.rules import memory as rules
+from servecheck.findings.registry import Finding, Severity
+from servecheck.findings.rules import memory as rules
 from servecheck.model.config import ModelConfig
 from servecheck.plan.config import GIB, Era, ServeOptions, requested_bytes
 from servecheck.plan.kv_cache import Capacity, KvSpec, capacity, longest_len, needed_bytes

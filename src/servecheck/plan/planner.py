@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from servecheck.checks.registry import Finding, Severity
-from servecheck.checks.rules import memory as mrules
-from servecheck.checks.rules import parallel as prules
+from servecheck.core import CheckReport, Target
+from servecheck.findings.registry import Finding, Severity
+from servecheck.findings.rules import memory as mrules
+from servecheck.findings.rules import parallel as prules
+from servecheck.hardware.gpus import Gpu
 from servecheck.model.config import ModelConfig
 from servecheck.plan.config import (
     BatchDefaults,
@@ -121,8 +123,8 @@ def checkpoint_kv_dtype(quant: Any, version: Any) -> str | None:
 
 
 def make_plan(
-    report: Any,
-    gpu: Any,
+    report: CheckReport,
+    gpu: Gpu,
     gpus_per_node: int,
     nodes: int = 1,
     options: ServeOptions | None = None,
@@ -439,7 +441,7 @@ def moe_experts_class(report: Any, gpu: Any) -> str | None:
         from servecheck.hardware.env import resolve_env
         from servecheck.hardware.plan_kernels import select_kernels
 
-        target = _PlanTarget(name=gpu.name, kind="gpu", capability=gpu.capability, count=1)
+        target = Target(name=gpu.name, kind="gpu", capability=gpu.capability)
         ver = report.version.effective
         kernels = select_kernels(
             report.inventory,
@@ -454,11 +456,3 @@ def moe_experts_class(report: Any, gpu: Any) -> str | None:
         if m.kind == "moe.experts" and m.choice.ok:
             return m.choice.experts
     return None
-
-
-@dataclass(frozen=True)
-class _PlanTarget:
-    name: str
-    kind: str
-    capability: int | None
-    count: int

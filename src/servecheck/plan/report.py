@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from servecheck.checks.registry import Severity
+from servecheck.findings.registry import Severity
 from servecheck.plan.config import GIB
 from servecheck.plan.memory import LayoutPlan
 from servecheck.plan.planner import Plan

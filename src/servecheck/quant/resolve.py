@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from servecheck.checks.collect import Collector
-from servecheck.checks.registry import Finding
-from servecheck.checks.rules import resolution as rules
+from servecheck.findings.collect import Collector
+from servecheck.findings.registry import Finding
+from servecheck.findings.rules import resolution as rules
 from servecheck.model.inventory import (
     ATTENTION,
     EMBEDDING,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from servecheck.checks.registry import Finding
-from servecheck.checks.rules import quant_config as rules
+from servecheck.findings.registry import Finding
+from servecheck.findings.rules import quant_config as rules
 from servecheck.model.config import text_config
 from servecheck.quant.compressed_tensors import CTConfig, parse_ct
 from servecheck.versions import VllmVersion

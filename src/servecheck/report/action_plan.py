@@ -8,8 +8,8 @@ import json
 import shlex
 from pathlib import Path
 
-from servecheck.api import CheckReport
-from servecheck.checks.registry import Severity
+from servecheck.core import CheckReport
+from servecheck.findings.registry import Severity
 
 
 def action_plan(report: CheckReport) -> list[str]:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from servecheck import __version__
-from servecheck.api import CheckReport
+from servecheck.core import CheckReport
 from servecheck.report.kernel_table import module_fields
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from servecheck.api import CheckReport
-from servecheck.checks.registry import Severity
+from servecheck.core import CheckReport
+from servecheck.findings.registry import Severity
 from servecheck.report.action_plan import action_plan
 from servecheck.report.summary import human_bytes, kind_rows, schemes_text
 from servecheck.report.text import _quant_line

@@ -5,28 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from servecheck.api import CheckReport
+from servecheck.core import CheckReport, kind_rank
 from servecheck.quant.compressed_tensors import CTConfig
-
-KIND_ORDER = (
-    "embedding",
-    "attn.qkv_proj",
-    "attn.mla_a_proj",
-    "attn.mla_q_proj",
-    "attn.mla_kv_b_proj",
-    "attn.o_proj",
-    "attn.kv_cache",
-    "mlp.gate_up_proj",
-    "mlp.down_proj",
-    "moe.router",
-    "moe.shared.gate_up_proj",
-    "moe.shared.down_proj",
-    "moe.experts",
-    "mtp.eh_proj",
-    "norm",
-    "lm_head",
-    "other",
-)
 
 
 @dataclass(frozen=True)
@@ -46,7 +26,7 @@ def kind_rows(report: CheckReport) -> list[KindRow]:
     for r in report.resolution.resolutions:
         groups.setdefault(r.module.kind, []).append(r)
     rows = []
-    for kind in sorted(groups, key=lambda k: KIND_ORDER.index(k) if k in KIND_ORDER else 99):
+    for kind in sorted(groups, key=kind_rank):
         rs = groups[kind]
         schemes = Counter("error" if r.error else (r.scheme or "unquantized") for r in rs)
         caps = [r.min_capability for r in rs if r.min_capability is not None]

@@ -6,8 +6,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from servecheck.api import CheckReport
-from servecheck.checks.registry import Finding, Severity
+from servecheck.core import CheckReport
+from servecheck.findings.registry import Finding, Severity
 from servecheck.report.summary import ct_groups, human_bytes, kind_rows, schemes_text
 
 SEVERITY_STYLE = {

@@ -4,7 +4,7 @@ Figures come from servecheck.plan (weights per GPU, vLLM's memory budget, KV cap
 quoted texts are what vLLM raises or logs for the release predicted (`vllm_text`).
 """
 
-from servecheck.checks.registry import Rule, Severity, rule
+from servecheck.findings.registry import Rule, Severity, rule
 
 WORKER = "vLLM {ver} v1/worker"
 

@@ -128,13 +128,6 @@ def rule(cls: type[Rule]) -> type[Rule]:
     return cls
 
 
-def all_rules() -> dict[str, type[Rule]]:
-    """Every registered rule, importing the rule modules on first use."""
-    from servecheck.checks import rules  # noqa: F401  (registers on import)
-
-    return dict(sorted(RULES.items()))
-
-
 def _fill(template: str, fields: Mapping[str, Any]) -> str:
     names = {n for _, n, _, _ in string.Formatter().parse(template) if n}
     missing = names - set(fields)

@@ -1,6 +1,6 @@
 """R: what vLLM decides, or raises, while choosing a quantization method for each module."""
 
-from servecheck.checks.registry import Rule, Severity, rule
+from servecheck.findings.registry import Rule, Severity, rule
 
 CT_DIR = "vLLM {ver} model_executor/layers/quantization/compressed_tensors"
 

@@ -1,6 +1,6 @@
 """Importing this package registers every rule."""
 
-from servecheck.checks.rules import (  # noqa: F401
+from servecheck.findings.rules import (  # noqa: F401
     checkpoint,
     hardware,
     memory,

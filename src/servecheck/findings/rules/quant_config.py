@@ -1,6 +1,6 @@
 """Q: problems vLLM raises while parsing the quantization config, before any layer is built."""
 
-from servecheck.checks.registry import Rule, Severity, rule
+from servecheck.findings.registry import Rule, Severity, rule
 
 CT = "vLLM {ver} model_executor/layers/quantization/compressed_tensors/compressed_tensors.py"
 

@@ -1,6 +1,6 @@
 """K: the checkpoint's tensors (from safetensors headers) against the config and vLLM's loader."""
 
-from servecheck.checks.registry import Rule, Severity, rule
+from servecheck.findings.registry import Rule, Severity, rule
 
 LOADER = "vLLM {ver} model_executor/model_loader/weight_utils.py"
 

@@ -1,6 +1,6 @@
 """H: what vLLM decides, or raises, when it picks a kernel for each layer on the target."""
 
-from servecheck.checks.registry import Rule, Severity, rule
+from servecheck.findings.registry import Rule, Severity, rule
 
 LINEAR = "vLLM {ver} model_executor/kernels/linear/__init__.py"
 ORACLE = "vLLM {ver} model_executor/layers/fused_moe/oracle"

@@ -4,7 +4,7 @@ Every rule quotes the text vLLM raises; `vllm_text` is filled by servecheck.plan
 release being predicted.
 """
 
-from servecheck.checks.registry import Rule, Severity, rule
+from servecheck.findings.registry import Rule, Severity, rule
 
 LAYERS = "vLLM {ver} model_executor/layers"
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from servecheck.checks.registry import Finding, Rule
+from servecheck.findings.registry import Finding, Rule
 
 
 @dataclass
