@@ -27,14 +27,6 @@ CACHE = Path(
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "servecheck/vllm-src"
 )
 FIRST = (0, 10, 0)
-# vLLM's x86-64 wheels over the years carried each of these platform tags.
-PLATFORMS = (
-    "manylinux_2_31_x86_64",
-    "manylinux_2_28_x86_64",
-    "manylinux_2_17_x86_64",
-    "manylinux2014_x86_64",
-    "manylinux1_x86_64",
-)
 
 
 def version_key(text: str) -> tuple[int, ...]:
@@ -64,7 +56,10 @@ def published_versions() -> list[str]:
 
 
 def fetch(version: str) -> Path:
-    """Download one wheel, keep its Python files and package data, delete the wheel."""
+    """Download one wheel, keep its Python files and package data, delete the wheel.
+
+    No --platform flags: vLLM's x86-64 wheels changed manylinux tags from release to release;
+    pip picks the one this host can install."""
     root = CACHE / version
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
@@ -75,9 +70,6 @@ def fetch(version: str) -> Path:
                 "download",
                 "--no-deps",
                 "--only-binary=:all:",
-                *(f"--platform={tag}" for tag in PLATFORMS),
-                "--python-version",
-                "3.12",
                 "-q",
                 "-d",
                 tmp,
