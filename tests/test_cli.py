@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
-
+from clirun import invoke
 from conftest import EXAMPLES, FIXTURES
 from fixtures import broken
-from servecheck.cli import app
 from servecheck.findings.catalog import all_rules
-
-runner = CliRunner()
 
 
 def test_json_contract():
-    result = runner.invoke(
-        app, ["check", str(EXAMPLES / "glm-4.5-air-derestricted-fp8"), "--format", "json"]
-    )
+    result = invoke(["check", str(EXAMPLES / "glm-4.5-air-derestricted-fp8"), "--format", "json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["verdict"] == "ok"
@@ -32,17 +26,17 @@ def test_json_contract():
 
 def test_exit_code_one_on_errors(tmp_path):
     path = broken.ignore_only_q_proj(broken.fixture("llama-FP8_DYNAMIC"), tmp_path / "c")
-    result = runner.invoke(app, ["check", str(path)])
+    result = invoke(["check", str(path)])
     assert result.exit_code == 1
     assert "R001" in result.output and "FAIL" in result.output
 
 
 def test_exit_code_two_on_bad_input(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
-    result = runner.invoke(app, ["check", str(tmp_path)])
+    result = invoke(["check", str(tmp_path)])
     assert result.exit_code == 2
     assert "not valid JSON" in result.output
-    result = runner.invoke(app, ["check", str(tmp_path / "nope")])
+    result = invoke(["check", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "no such file" in result.output
 
 
@@ -58,7 +52,7 @@ def test_unknown_architecture_without_tensors_is_bad_input(tmp_path):
             }
         )
     )
-    result = runner.invoke(app, ["check", str(tmp_path)])
+    result = invoke(["check", str(tmp_path)])
     assert result.exit_code == 2 and "not an architecture servecheck models" in result.output
 
 
@@ -70,7 +64,7 @@ def test_unknown_architecture_with_tensors_is_derived(tmp_path):
     cfg = json.loads((src / "config.json").read_text())
     cfg["architectures"] = ["MysteryForCausalLM"]
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    result = runner.invoke(app, ["check", str(tmp_path), "--format", "json"])
+    result = invoke(["check", str(tmp_path), "--format", "json"])
     data = json.loads(result.stdout)
     assert data["model"]["modelled"] is False
     assert "K016" in [f["code"] for f in data["findings"]]
@@ -79,7 +73,7 @@ def test_unknown_architecture_with_tensors_is_derived(tmp_path):
 
 
 def test_markdown_sections():
-    result = runner.invoke(app, ["check", str(EXAMPLES / "glm-4.5-fp8"), "-f", "markdown"])
+    result = invoke(["check", str(EXAMPLES / "glm-4.5-fp8"), "-f", "markdown"])
     for heading in (
         "## Overview",
         "## Model",
@@ -93,13 +87,13 @@ def test_markdown_sections():
 
 
 def test_rules_list_and_explain():
-    result = runner.invoke(app, ["rules"])
+    result = invoke(["rules"])
     assert result.exit_code == 0
     for code in all_rules():
         assert code in result.stdout
-    result = runner.invoke(app, ["rules", "R001"])
+    result = invoke(["rules", "R001"])
     assert "fused-shards-differ" in result.stdout and "Fix" in result.stdout
-    assert runner.invoke(app, ["rules", "Z999"]).exit_code == 2
+    assert invoke(["rules", "Z999"]).exit_code == 2
 
 
 def test_every_rule_documents_itself():

@@ -6,14 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
-from typer.testing import CliRunner
-
+from clirun import invoke
 from conftest import EXAMPLES
 from fixtures import broken
-from servecheck.cli import app
 from servecheck.compare import compare
 
-runner = CliRunner()
 GLM45 = EXAMPLES / "glm-4.5-fp8"
 AIR = EXAMPLES / "glm-4.5-air-derestricted-fp8"
 
@@ -104,17 +101,17 @@ def test_same_family_and_different_architectures(fixture_path):
 
 
 def test_cli_formats():
-    result = runner.invoke(app, ["compare", str(GLM45), str(AIR)])
+    result = invoke(["compare", str(GLM45), str(AIR)])
     assert result.exit_code == 0, result.output
     assert "GLM-4.5 vs GLM-4.5-Air" in " ".join(result.output.split())
-    result = runner.invoke(app, ["compare", str(GLM45), str(AIR), "--format", "json"])
+    result = invoke(["compare", str(GLM45), str(AIR), "--format", "json"])
     data = json.loads(result.stdout)
     assert data["relation"] == "different-family" and data["different_models"]
     assert data["a"]["family"] == "GLM-4.5" and data["b"]["family"] == "GLM-4.5-Air"
     assert data["ignore"]["same_coverage"] is True
     assert data["ignore"]["a"]["covered"] == ["lm_head"]
-    result = runner.invoke(app, ["compare", str(GLM45), str(AIR), "--format", "markdown"])
+    result = invoke(["compare", str(GLM45), str(AIR), "--format", "markdown"])
     assert "## Key Differences" in result.stdout
     assert "| `num_hidden_layers` | 92 | **46** |" in result.stdout
-    result = runner.invoke(app, ["compare", str(GLM45), "/nonexistent"])
+    result = invoke(["compare", str(GLM45), "/nonexistent"])
     assert result.exit_code == 2

@@ -13,16 +13,14 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from clirun import invoke
 from conftest import ROOT
-from servecheck.cli import app
 from servecheck.explain import explain_text, load_signatures, parse_log
 from servecheck.findings.catalog import all_rules
 
 LOGS = ROOT / "tests" / "data" / "logs"
 CATALOG = ROOT.parent / "shared" / "research" / "failure-catalog.md"
-runner = CliRunner()
 
 
 @cache
@@ -197,11 +195,11 @@ def test_direct_cause_is_root():
 
 def test_cli_text_json_and_exit_codes(tmp_path):
     log = LOGS / "F037-heads-52-tp3.log"
-    result = runner.invoke(app, ["explain", str(log)])
+    result = invoke(["explain", str(log)])
     assert result.exit_code == 0, result.output
     assert "attention-heads-tp" in result.output and "52 heads, TP 3" in result.output
 
-    result = runner.invoke(app, ["explain", "--format", "json"], input=log.read_text())
+    result = invoke(["explain", "--format", "json"], input=log.read_text())
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["matched"] is True
@@ -209,18 +207,18 @@ def test_cli_text_json_and_exit_codes(tmp_path):
     assert data["fields"] == {"heads": "52", "tp": "3"}
     assert data["signature"]["catalog"] == ["F037"]
 
-    result = runner.invoke(app, ["explain", "-", "-f", "json"], input="all good\n")
+    result = invoke(["explain", "-", "-f", "json"], input="all good\n")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["message"] == "no known signature"
 
-    result = runner.invoke(app, ["explain", str(tmp_path / "missing.log")])
+    result = invoke(["explain", str(tmp_path / "missing.log")])
     assert result.exit_code == 2
     binary = tmp_path / "core.bin"
     binary.write_bytes(b"\x7fELF\x00\x00\x01")
-    assert runner.invoke(app, ["explain", str(binary)]).exit_code == 2
+    assert invoke(["explain", str(binary)]).exit_code == 2
 
 
 def test_cli_finding_is_shown():
-    result = runner.invoke(app, ["explain", str(LOGS / "F015-gemma-gate-up-different-schemes.log")])
+    result = invoke(["explain", str(LOGS / "F015-gemma-gate-up-different-schemes.log")])
     assert result.exit_code == 0
     assert "R001" in result.output and "fused-shards-differ" in result.output

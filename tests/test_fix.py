@@ -13,15 +13,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from clirun import invoke
 from conftest import EXAMPLES
 from fixtures import broken
 from servecheck.api import check
-from servecheck.cli import app
 from servecheck.fix import FixError, propose, run_fix
 
-runner = CliRunner()
 O_PROJ = "model.layers.0.self_attn.o_proj"
 
 
@@ -146,7 +144,7 @@ def test_quantized_router_cannot_be_fixed_by_config(tmp_path):
     (problem,) = outcome.proposal.unfixable
     assert problem.module == "model.layers.1.mlp.gate" and problem.code == "K012"
     assert "re-quantize" in problem.remedy
-    result = runner.invoke(app, ["fix", str(path)])
+    result = invoke(["fix", str(path)])
     assert result.exit_code == 1
     assert "Cannot be fixed by config.json" in result.output
 
@@ -314,7 +312,7 @@ def test_glm45_list_reduces_to_lm_head_with_the_same_effect():
 def test_checkpoint_strategy_needs_headers():
     with pytest.raises(FixError, match="safetensors headers"):
         propose(check(EXAMPLES / "glm-4.5-fp8"), "checkpoint")
-    result = runner.invoke(app, ["fix", str(EXAMPLES / "glm-4.5-fp8")])
+    result = invoke(["fix", str(EXAMPLES / "glm-4.5-fp8")])
     assert result.exit_code == 2
 
 
@@ -388,29 +386,27 @@ def test_out_overlay_links_and_loads(dequantized_o_proj, tmp_path):
 
 
 def test_cli_text_json_and_exit_codes(dequantized_o_proj, tmp_path):
-    result = runner.invoke(app, ["fix", str(dequantized_o_proj)])
+    result = invoke(["fix", str(dequantized_o_proj)])
     assert result.exit_code == 0, result.output
     assert "K008 gone" in result.output and f'+      "{O_PROJ}",' in result.output
-    result = runner.invoke(app, ["fix", str(dequantized_o_proj), "--format", "json"])
+    result = invoke(["fix", str(dequantized_o_proj), "--format", "json"])
     data = json.loads(result.stdout)
     assert data["after_ignore"] == [O_PROJ, "lm_head"] and data["verified"]
     assert data["check_before"]["verdict"] == "fail" and data["check_after"]["verdict"] == "ok"
     assert {"code": "K008", "status": "gone"} in data["targeted"]
-    result = runner.invoke(
-        app, ["fix", str(dequantized_o_proj), "--write", "--out", str(tmp_path / "o")]
-    )
+    result = invoke(["fix", str(dequantized_o_proj), "--write", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
 
 
 def test_markdown_action_plan(dequantized_o_proj, tmp_path):
-    result = runner.invoke(app, ["check", str(dequantized_o_proj), "--format", "markdown"])
+    result = invoke(["check", str(dequantized_o_proj), "--format", "markdown"])
     text = result.stdout
     plan = text[text.index("## Recommended action plan") :]
     assert "Correct the ignore list in config.json (verified)" in plan
     assert f'"{O_PROJ}"' in plan and "resolves K008" in plan
     assert f"servecheck fix {dequantized_o_proj} --out" in plan
     router = broken.fp8_router_gate(broken.fixture("glm4moe-FP8_DYNAMIC"), tmp_path / "r")
-    result = runner.invoke(app, ["check", str(router), "--format", "markdown"])
+    result = invoke(["check", str(router), "--format", "markdown"])
     plan = result.stdout[result.stdout.index("## Recommended action plan") :]
     assert "Re-quantize: config.json cannot fix these" in plan and "K012" in plan
     assert "servecheck fix" not in plan.split("Re-quantize")[1].split("Load test")[0]

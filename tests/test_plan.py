@@ -7,11 +7,10 @@ import json
 import math
 
 import pytest
-from typer.testing import CliRunner
 
+from clirun import invoke
 from conftest import EXAMPLES, ROOT
 from servecheck.api import Target, check, plan_model
-from servecheck.cli import app
 from servecheck.hardware.gpus import find_gpu
 from servecheck.plan import ServeOptions
 from servecheck.plan.config import GIB, era_for, table
@@ -25,7 +24,6 @@ GLM_AIR = EXAMPLES / "glm-4.5-air-derestricted-fp8"
 DATA = ROOT / "tests" / "data" / "plan"
 DEEPSEEK = DATA / "deepseek-v3-fp8"
 LLAMA = DATA / "llama-3.1-8b"
-runner = CliRunner()
 
 
 def ctx_for(report) -> LayoutContext:
@@ -365,17 +363,13 @@ def test_memory_table_rows_have_sources():
 
 
 def test_check_json_has_plan_and_fit_verdict():
-    result = runner.invoke(
-        app, ["check", str(GLM_AIR), "--gpu", "RTX PRO 6000", "--format", "json"]
-    )
+    result = invoke(["check", str(GLM_AIR), "--gpu", "RTX PRO 6000", "--format", "json"])
     data = json.loads(result.stdout)
     assert data["plan"]["fits"] is False
     assert data["verdict"] == "fail" and result.exit_code == 1
     assert {"M001", "M008"} <= {f["code"] for f in data["findings"]}
     two = json.loads(
-        runner.invoke(
-            app, ["check", str(GLM_AIR), "--gpu", "RTX PRO 6000", "--gpus", "2", "-f", "json"]
-        ).stdout
+        invoke(["check", str(GLM_AIR), "--gpu", "RTX PRO 6000", "--gpus", "2", "-f", "json"]).stdout
     )
     assert two["plan"]["fits"] and two["plan"]["recommended"] == "TP2"
     assert "M005" in {f["code"] for f in two["findings"]}
@@ -383,16 +377,16 @@ def test_check_json_has_plan_and_fit_verdict():
 
 def test_plan_cli_formats():
     base = ["plan", str(GLM_AIR), "--gpu", "RTX PRO 6000", "--gpus", "2"]
-    text = runner.invoke(app, base, env={"COLUMNS": "160"})
+    text = invoke(base, env={"COLUMNS": "160"})
     assert text.exit_code == 0, text.output
     assert "Recommended: TP2" in text.output and "vllm serve" in text.output
-    data = json.loads(runner.invoke(app, [*base, "--format", "json"]).stdout)
+    data = json.loads(invoke([*base, "--format", "json"]).stdout)
     assert data["recommended"] == "TP2" and data["command"].startswith("vllm serve")
     tp2 = next(lay for lay in data["layouts"] if lay["layout"] == "TP2")
     assert tp2["fits"] and tp2["kv_cache_tokens"] > 0 and tp2["stages"][0]["num_blocks"] > 0
-    md = runner.invoke(app, [*base, "--format", "markdown"]).stdout
+    md = invoke([*base, "--format", "markdown"]).stdout
     assert "<svg" in md and "</svg>" in md and "```sh" in md
-    one = runner.invoke(app, ["plan", str(GLM_AIR), "--gpu", "RTX PRO 6000"])
+    one = invoke(["plan", str(GLM_AIR), "--gpu", "RTX PRO 6000"])
     assert one.exit_code == 1
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run ON THE GPU MACHINE, from the repository root: servecheck's GPU detection on the real card.
 #   bash benchmarks/gpu_truth/detect.sh        # writes $OUT/detect.json and $OUT/detect.txt
-# Installs servecheck from the working tree with pip (no deps: typer, rich and regex are in the
+# Installs servecheck from the working tree with pip (no deps: rich and regex are in the
 # image; nvidia-ml-py too), then runs `servecheck gpus --detect` when that command exists, else
 # servecheck.hardware.detect.detect_gpus() through python -c.
 set -uo pipefail

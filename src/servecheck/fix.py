@@ -39,6 +39,7 @@ import regex
 
 from servecheck.checks.expected import FLOAT_DTYPES, linear_specs
 from servecheck.core import CheckReport
+from servecheck.errors import InputError
 from servecheck.findings.registry import Finding
 from servecheck.model.inventory import (
     ATTENTION,
@@ -79,7 +80,7 @@ _NUM = re.compile(r"^\d+$")
 ROUTER_RECIPE_HINT = " (ignore 're:.*mlp\\.gate$' in the quantization recipe)"
 
 
-class FixError(Exception):
+class FixError(InputError):
     """The checkpoint's config cannot be fixed by this command (unsupported method, no headers)."""
 
 

@@ -2,62 +2,41 @@
 
 from __future__ import annotations
 
-import sys
+import argparse
 
-import typer
-from rich.console import Console
+from servecheck.commands import options
 
-from servecheck.commands.options import (
-    FormatOpt,
-    GpuOpt,
-    GpusOpt,
-    KernelEnvOpt,
-    ModelArg,
-    OutputFormat,
-    VerboseOpt,
-    VllmVersionOpt,
-    fail_usage,
+NAME = "check"
+HELP = "will it load? every module resolved as vLLM resolves it, the checkpoint audited"
+DESCRIPTION = (
+    "Resolve every module the way vLLM will, audit the checkpoint from its safetensors "
+    "headers, pick the kernel each layer gets on the GPU, and (with --gpu) say whether it fits."
 )
+EPILOG = """examples:
+  servecheck check examples/glm-4.5-air-derestricted-fp8
+  servecheck check ./my-model --gpu 'RTX PRO 6000' --format markdown > report.md
+  servecheck check ./my-model --gpu H100 --gpus 2 -- --max-model-len 32768"""
+TAKES_VLLM_ARGS = True
 
-EPILOG = (
-    "Examples:\n\n  servecheck check examples/glm-4.5-air-derestricted-fp8\n\n"
-    "  servecheck check ./my-model --gpu 'RTX PRO 6000' --format markdown > report.md"
-)
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    options.add_model(p)
+    options.add_gpu(p)
+    options.add_version(p)
+    options.add_format(p)
+    options.add_verbose(p)
+    options.add_kernel_env(p)
 
 
-def check(
-    model: ModelArg,
-    gpu: GpuOpt = None,
-    gpus: GpusOpt = 1,
-    vllm_version: VllmVersionOpt = None,
-    output: FormatOpt = OutputFormat.text,
-    verbose: VerboseOpt = False,
-    kernel_env: KernelEnvOpt = None,
-) -> None:
-    """Resolve every module the way vLLM will, audit the checkpoint, report what will fail."""
-    from servecheck.api import check as run_check
-    from servecheck.errors import InputError
+def run(args: argparse.Namespace) -> int:
+    from servecheck.api import check
+    from servecheck.render import check as render
     from servecheck.targets import target_from_option
 
-    try:
-        target = target_from_option(gpu, gpus)
-        report = run_check(
-            model, vllm_version=vllm_version, target=target, kernel_env=kernel_env or ()
-        )
-    except InputError as exc:
-        fail_usage(str(exc))
-        return
-    console = Console()
-    if output is OutputFormat.json:
-        from servecheck.report.json_out import render_json
-
-        sys.stdout.write(render_json(report) + "\n")
-    elif output is OutputFormat.markdown:
-        from servecheck.report.markdown import render_markdown
-
-        sys.stdout.write(render_markdown(report))
-    else:
-        from servecheck.report.text import render_text
-
-        render_text(report, console, verbose=verbose)
-    raise typer.Exit(1 if report.verdict == "fail" else 0)
+    options.note_vllm_args(args)
+    target = target_from_option(args.gpu, args.gpus)
+    report = check(
+        args.model, vllm_version=args.vllm_version, target=target, kernel_env=args.kernel_env
+    )
+    render.emit(report, args)
+    return render.exit_code(report)

@@ -1,164 +1,46 @@
 """servecheck compare: two checkpoints side by side, families stated, ignore lists by coverage.
 
-    servecheck compare A B [--all] [--gpu NAME] [--vllm-version V] [--format text|json|markdown]
-
 Runs `check` on both (folders or config.json files), prints the key architecture and
 quantization differences, says whether the two are the same model or different families, and
 compares the ignore lists by the modules they make vLLM skip, not by their text.
-Exit codes: 0 = compared, 2 = bad input or usage.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+import argparse
 
-import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from servecheck.commands import options as o
 
-from servecheck.commands.options import (
-    FormatOpt,
-    GpuOpt,
-    GpusOpt,
-    OutputFormat,
-    VerboseOpt,
-    VllmVersionOpt,
-    fail_usage,
+NAME = "compare"
+HELP = "two checkpoints side by side: key differences, model family, ignore lists by coverage"
+DESCRIPTION = (
+    "Compare two checkpoints: key architecture and quantization differences, whether they are "
+    "the same model, and their ignore lists by the modules they cover."
 )
-
-if TYPE_CHECKING:
-    from servecheck.compare import Comparison
-
-EPILOG = (
-    "Examples:\n\n  servecheck compare examples/glm-4.5-fp8 "
-    "examples/glm-4.5-air-derestricted-fp8\n\n"
-    "  servecheck compare ./working ./failing --all --format markdown > compare.md"
-)
-
-SideArg = Annotated[
-    Path, typer.Argument(help="Checkpoint folder or config.json (compared as A / B).")
-]
+EPILOG = """examples:
+  servecheck compare examples/glm-4.5-fp8 examples/glm-4.5-air-derestricted-fp8
+  servecheck compare ./working ./failing --all --format markdown > compare.md"""
+TAKES_VLLM_ARGS = False
 
 
-def compare(
-    a: SideArg,
-    b: SideArg,
-    all_rows: Annotated[
-        bool, typer.Option("--all", help="Show identical rows too, not only differences.")
-    ] = False,
-    gpu: GpuOpt = None,
-    gpus: GpusOpt = 1,
-    vllm_version: VllmVersionOpt = None,
-    output: FormatOpt = OutputFormat.text,
-    verbose: VerboseOpt = False,
-) -> None:
-    """Compare two checkpoints: key differences, model family, ignore lists by coverage."""
-    from servecheck.compare import compare as run_compare
-    from servecheck.compare import comparison_dict
-    from servecheck.errors import InputError
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", metavar="A", help="first checkpoint folder or config.json")
+    p.add_argument("b", metavar="B", help="second checkpoint folder or config.json")
+    p.add_argument(
+        "--all", action="store_true", help="show identical rows too, not only differences"
+    )
+    o.add_gpu(p)
+    o.add_version(p)
+    o.add_format(p)
+    o.add_verbose(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from servecheck.compare import compare
+    from servecheck.render import compare as render
     from servecheck.targets import target_from_option
 
-    try:
-        target = target_from_option(gpu, gpus)
-        comparison = run_compare(a, b, vllm_version=vllm_version, target=target)
-    except InputError as exc:
-        fail_usage(str(exc))
-        return
-    if output is OutputFormat.json:
-        sys.stdout.write(json.dumps(comparison_dict(comparison), indent=2) + "\n")
-    elif output is OutputFormat.markdown:
-        sys.stdout.write(render_markdown(comparison, all_rows))
-    else:
-        render_text(comparison, Console(highlight=False), all_rows, verbose)
-
-
-def render_text(c: Comparison, console: Console, all_rows: bool, verbose: bool) -> None:
-    console.print(Text.assemble(("A  ", "bold"), c.a.location))
-    console.print(Text.assemble(("B  ", "bold"), c.b.location))
-    console.print()
-    style = "bold yellow" if c.different_models else "bold green"
-    console.print(Text(("⚠ " if c.different_models else "✓ ") + c.statement, style=style))
-    console.print()
-    title = "Key differences" if not all_rows else "Side by side"
-    t = Table(title=title, title_justify="left")
-    t.add_column("Parameter")
-    t.add_column("A")
-    t.add_column("B")
-    t.add_column("Note", style="dim")
-    hidden = 0
-    for r in c.rows:
-        if not r.differs and not all_rows:
-            hidden += 1
-            continue
-        st = "bold" if r.differs else ""
-        t.add_row(r.key, Text(r.a, style=st), Text(r.b, style=st), r.note)
-    console.print(t)
-    if hidden:
-        console.print(Text(f"({hidden} identical rows hidden; --all shows them)", style="dim"))
-    ign = c.ignore
-    console.print(Text("\nIgnore lists, by the modules they cover", style="bold"))
-    it = Table(show_header=True)
-    it.add_column("")
-    it.add_column("A", justify="right")
-    it.add_column("B", justify="right")
-    it.add_row("entries", str(ign.a.entries), str(ign.b.entries))
-    it.add_row("modules vLLM skips because of it", str(len(ign.a.covered)), str(len(ign.b.covered)))
-    it.add_row("resolutions it changes", str(len(ign.a.effect)), str(len(ign.b.effect)))
-    it.add_row(
-        "entries naming things never quantized",
-        str(ign.a.unconsulted_entries),
-        str(ign.b.unconsulted_entries),
-    )
-    it.add_row("entries matching no name", str(ign.a.nothing_entries), str(ign.b.nothing_entries))
-    for kind in sorted(set(ign.a.by_kind) | set(ign.b.by_kind)):
-        ca, ta = ign.a.by_kind.get(kind, (0, 0))
-        cb, tb = ign.b.by_kind.get(kind, (0, 0))
-        if ca or cb or verbose:
-            it.add_row(f"  covered {kind}", f"{ca}/{ta}", f"{cb}/{tb}")
-    console.print(it)
-    same = ign.same_coverage and ign.same_effect
-    console.print(Text(c.ignore_statement, style="green" if same else "yellow"))
-    if verbose:
-        for label, names in (
-            ("covered only by A", ign.only_a),
-            ("covered only by B", ign.only_b),
-            ("changed only by A", ign.effect_only_a),
-            ("changed only by B", ign.effect_only_b),
-        ):
-            if names:
-                console.print(Text(f"  {label}: {', '.join(names[:30])}", style="dim"))
-
-
-def render_markdown(c: Comparison, all_rows: bool = False) -> str:
-    a_name = _label(c.a.location, c.a.family.name if c.a.family else None)
-    b_name = _label(c.b.location, c.b.family.name if c.b.family else None)
-    out = [f"# servecheck compare: {a_name} vs {b_name}", ""]
-    out += [f"- **A**: `{c.a.location}`", f"- **B**: `{c.b.location}`", ""]
-    out += [("> ⚠️ " if c.different_models else "> ✅ ") + c.statement, ""]
-    out += ["## Key Differences", "", f"| Parameter | {a_name} (A) | {b_name} (B) | Note |"]
-    out.append("|---|---|---|---|")
-    for r in c.rows:
-        if not r.differs and not all_rows:
-            continue
-        b_cell = f"**{r.b}**" if r.differs else r.b
-        out.append(f"| `{r.key}` | {r.a} | {b_cell} | {r.note} |")
-    ign = c.ignore
-    out += ["", "## Ignore lists by coverage", "", "| | A | B |", "|---|---:|---:|"]
-    out.append(f"| entries | {ign.a.entries} | {ign.b.entries} |")
-    out.append(f"| modules vLLM skips | {len(ign.a.covered)} | {len(ign.b.covered)} |")
-    out.append(f"| resolutions changed | {len(ign.a.effect)} | {len(ign.b.effect)} |")
-    out.append(
-        f"| entries naming things never quantized | {ign.a.unconsulted_entries} | "
-        f"{ign.b.unconsulted_entries} |"
-    )
-    out.append(f"| entries matching no name | {ign.a.nothing_entries} | {ign.b.nothing_entries} |")
-    out += ["", c.ignore_statement, ""]
-    return "\n".join(out)
-
-
-def _label(location: str, family: str | None) -> str:
-    return family or Path(location).name
+    target = target_from_option(args.gpu, args.gpus)
+    comparison = compare(args.a, args.b, vllm_version=args.vllm_version, target=target)
+    render.emit(comparison, args)
+    return render.exit_code(comparison)

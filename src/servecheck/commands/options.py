@@ -1,59 +1,129 @@
-"""Options and helpers shared by the commands (typer Annotated aliases, one error path)."""
+"""Options shared by the commands (argparse helpers; nothing heavy is imported here)."""
 
 from __future__ import annotations
 
-from enum import Enum
-from pathlib import Path
-from typing import Annotated
+import argparse
 
-import typer
-from rich.console import Console
+FORMATS = ("text", "json", "markdown")
 
 
-class OutputFormat(str, Enum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps prose to the terminal; keeps indented lines (the examples) exactly as written."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        out: list[str] = []
+        prose: list[str] = []
+
+        def flush() -> None:
+            if prose:
+                out.append(
+                    textwrap.fill(
+                        " ".join(prose), width, initial_indent=indent, subsequent_indent=indent
+                    )
+                )
+                prose.clear()
+
+        for line in text.splitlines():
+            if line.startswith(" ") or not line.strip():
+                flush()
+                out.append(indent + line)
+            else:
+                prose.append(line.strip())
+        flush()
+        return "\n".join(out)
 
 
-ModelArg = Annotated[
-    Path,
-    typer.Argument(help="Checkpoint folder (config.json + *.safetensors) or a config.json file."),
-]
-VllmVersionOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--vllm-version",
-        help="vLLM release to predict for (default: the installed vllm, else 0.33.0).",
-    ),
-]
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
-GpuOpt = Annotated[
-    str | None,
-    typer.Option(
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is less than 1")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.01 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0.01 and 1")
+    return value
+
+
+def add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="checkpoint folder (config.json + *.safetensors) or a config.json file",
+    )
+
+
+def add_gpu(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
         "--gpu",
-        help="Target GPU name (e.g. 'RTX PRO 6000', 'H100'), 'auto' to detect "
-        "the local GPU, or 'cpu' for vLLM's CPU backend.",
-    ),
-]
-GpusOpt = Annotated[int, typer.Option("--gpus", min=1, help="Number of GPUs.")]
-KernelEnvOpt = Annotated[
-    list[str] | None,
-    typer.Option(
+        metavar="NAME",
+        help="target GPU name (e.g. 'RTX PRO 6000', 'H100'), 'auto' to detect the local GPU, "
+        "or 'cpu' for vLLM's CPU backend",
+    )
+    p.add_argument(
+        "--gpus", type=positive_int, default=1, metavar="N", help="number of GPUs (default: 1)"
+    )
+
+
+def add_version(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--vllm-version",
+        metavar="V",
+        help="vLLM release to predict for (default: the installed vllm, else 0.33.0)",
+    )
+
+
+def add_kernel_env(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
         "--kernel-env",
-        help="Kernel environment assumed with --gpu (repeatable, comma-separated): cuda=12.8, "
-        "deep_gemm=0, flashinfer=0, b12x=1, VLLM_USE_DEEP_GEMM=0, amx=1 (CPU). Default: the "
-        "official vLLM wheel's.",
-    ),
-]
-VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Show info findings, sources and affected modules.")
-]
-
-err_console = Console(stderr=True, soft_wrap=True)
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="kernel environment assumed with --gpu (repeatable, comma-separated): cuda=12.8, "
+        "deep_gemm=0, flashinfer=0, b12x=1, VLLM_USE_DEEP_GEMM=0, amx=1 (CPU); default: the "
+        "official vLLM wheel's",
+    )
 
 
-def fail_usage(message: str) -> None:
-    """Print one sentence and exit 2 (bad input or usage)."""
-    err_console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(2)
+def add_format(p: argparse.ArgumentParser, formats: tuple[str, ...] = FORMATS) -> None:
+    p.add_argument(
+        "-f",
+        "--format",
+        choices=formats,
+        default="text",
+        metavar="FORMAT",
+        help=f"output format: {', '.join(formats)} (default: text)",
+    )
+
+
+def add_verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show info findings, sources and affected modules",
+    )
+
+
+def note_vllm_args(args: argparse.Namespace) -> None:
+    """Arguments after `--` are kept in args.vllm_args; until they are interpreted, say so."""
+    if args.vllm_args and not getattr(args, "quiet", False):
+        import sys
+
+        shown = " ".join(args.vllm_args)
+        sys.stderr.write(
+            f"note: the vLLM arguments after '--' ({shown}) are not taken into account yet\n"
+        )

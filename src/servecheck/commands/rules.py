@@ -2,39 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import argparse
 
-import typer
-from rich.console import Console
+from servecheck.commands import options as o
 
-from servecheck.commands.options import fail_usage
+NAME = "rules"
+HELP = "every finding code, or one explained (why it matters, an example, the fix)"
+DESCRIPTION = "List the finding codes, or explain one: why it matters, an example, the fix."
+EPILOG = """examples:
+  servecheck rules
+  servecheck rules R001
+  servecheck rules fused-shards-differ --format json"""
+TAKES_VLLM_ARGS = False
 
 
-def rules(
-    code: Annotated[str | None, typer.Argument(help="A finding code, e.g. R001.")] = None,
-) -> None:
-    """List the finding codes, or explain one (why it matters, an example, the fix)."""
-    from rich.markdown import Markdown
-    from rich.table import Table
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("code", nargs="?", metavar="CODE", help="a finding code (R001) or name")
+    o.add_format(p)
 
+
+def run(args: argparse.Namespace) -> int:
+    from servecheck.errors import InputError
     from servecheck.findings.catalog import all_rules
+    from servecheck.render import rules as render
 
     registry = all_rules()
-    console = Console()
-    if code is None:
-        table = Table("Code", "Name", "Severity", "Summary")
-        for c, r in registry.items():
-            table.add_row(c, r.name, r.severity.value, r.summary())
-        console.print(table)
-        return
-    key = code.upper()
+    if args.code is None:
+        render.listing(registry, args)
+        return 0
+    key = args.code.upper()
     if key not in registry:
-        by_name = {r.name: c for c, r in registry.items()}
-        if code in by_name:
-            key = by_name[code]
-        else:
-            fail_usage(f"unknown rule {code!r}; `servecheck rules` lists them")
-    r = registry[key]
-    console.print(f"[bold]{r.code}[/] {r.name} ({r.severity.value})")
-    console.print(Markdown(r.doc()))
-    console.print(f"[dim]Mirrors: {r.vllm_ref}[/]", markup=True, highlight=False)
+        key = next((c for c, r in registry.items() if r.name == args.code), "")
+    if not key:
+        raise InputError(f"unknown rule {args.code!r}; `servecheck rules` lists them")
+    render.one(registry[key], args)
+    return 0
