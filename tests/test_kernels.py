@@ -84,8 +84,8 @@ def test_glm_air_differs_where_vllm_differs():
 
 
 def test_capability_table_in_markdown_and_json():
-    from servecheck.report.json_out import to_dict
-    from servecheck.report.markdown import render_markdown
+    from servecheck.render.check.json_out import to_dict
+    from servecheck.render.check.markdown import render_markdown
 
     report = run(GLM_AIR, "RTX PRO 6000 Blackwell")
     md = render_markdown(report)
@@ -107,7 +107,7 @@ def test_capability_table_in_markdown_and_json():
 def test_no_target_no_hardware():
     report = check(GLM_AIR)
     assert report.kernels is None
-    from servecheck.report.json_out import to_dict
+    from servecheck.render.check.json_out import to_dict
 
     assert to_dict(report)["hardware"] is None
 

@@ -392,7 +392,7 @@ def test_plan_cli_formats():
 
 def test_check_markdown_embeds_svg():
     report = check(GLM_AIR, target=Target("RTX PRO 6000", "gpu", 120, None, 2))
-    from servecheck.report.markdown import render_markdown
+    from servecheck.render.check.markdown import render_markdown
 
     md = render_markdown(report)
     assert "## Memory and parallelism plan" in md and "<svg" in md

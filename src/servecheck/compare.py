@@ -16,7 +16,7 @@ from pathlib import Path
 
 from servecheck.api import NO_TARGET, CheckReport, Target, check
 from servecheck.fix import IgnoreContext, _matches, _resolves_quantized, display_template
-from servecheck.report.summary import (
+from servecheck.summary import (
     ct_groups,
     entries_text,
     human_bytes,

@@ -6,7 +6,7 @@
 Modules: weights (bytes per GPU), kv_cache (vLLM's KV sizing), overhead (activation peak,
 non-torch, CUDA graphs), layouts (valid TP/PP/EP and vLLM's errors), memory (one layout's
 budget and verdict), recommend (choice and `vllm serve` command), planner (all layouts),
-report and svg (rendering). Constants live in knowledge/memory.toml.
+Rendering lives in servecheck.render. Constants live in knowledge/memory.toml.
 """
 
 from __future__ import annotations

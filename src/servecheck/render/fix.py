@@ -33,8 +33,8 @@ def exit_code(outcome: FixOutcome) -> int:
 
 def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> None:
     from servecheck.fix import group_verdicts
-    from servecheck.report.summary import entries_text
-    from servecheck.report.text import VERDICT_STYLE
+    from servecheck.render.check.text import VERDICT_STYLE
+    from servecheck.summary import entries_text
 
     p = o.proposal
     n = len(p.before)

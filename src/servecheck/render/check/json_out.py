@@ -7,7 +7,7 @@ from typing import Any
 
 from servecheck import __version__
 from servecheck.core import CheckReport
-from servecheck.report.kernel_table import module_fields
+from servecheck.render.kernels import module_fields
 
 
 def to_dict(report: CheckReport) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def to_dict(report: CheckReport) -> dict[str, Any]:
 def _plan(report: CheckReport) -> dict[str, Any] | None:
     if getattr(report, "plan", None) is None:
         return None
-    from servecheck.plan.report import plan_to_dict
+    from servecheck.render.plan import plan_to_dict
 
     return plan_to_dict(report.plan)
 

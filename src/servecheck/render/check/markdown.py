@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from servecheck.core import CheckReport
 from servecheck.findings.registry import Severity
-from servecheck.report.action_plan import action_plan
-from servecheck.report.summary import human_bytes, kind_rows, schemes_text
-from servecheck.report.text import _quant_line
+from servecheck.render.check.action_plan import action_plan
+from servecheck.render.check.text import _quant_line
+from servecheck.summary import human_bytes, kind_rows, schemes_text
 
 ICON = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.INFO: "ℹ️"}
 
@@ -86,7 +86,7 @@ def render_markdown(report: CheckReport) -> str:
             f"{row.ignored or '–'} | {human_bytes(row.nbytes) if row.nbytes else '–'} |"
         )
     if report.kernels is not None:
-        from servecheck.report.kernel_table import markdown_kernels
+        from servecheck.render.kernels import markdown_kernels
 
         out += ["", *markdown_kernels(report.kernels)]
     out += ["", "## Findings", ""]
@@ -112,7 +112,7 @@ def render_markdown(report: CheckReport) -> str:
         out.append(f"<sub>Source: {f.vllm_ref}</sub>")
         out.append("")
     if getattr(report, "plan", None) is not None:
-        from servecheck.plan.report import render_plan_markdown
+        from servecheck.render.plan import render_plan_markdown
 
         out += [render_plan_markdown(report.plan)]
     out += ["## Recommendation", ""]

@@ -1,4 +1,5 @@
-"""Shared views of a CheckReport for the renderers: modules grouped by kind, sizes."""
+"""Shared views of a CheckReport (modules grouped by kind, sizes, counted words) for the
+stages that describe reports (compare) and the renderers."""
 
 from __future__ import annotations
 

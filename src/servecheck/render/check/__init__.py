@@ -11,17 +11,17 @@ from servecheck.render.console import make_console, write, write_json
 
 def emit(report: CheckReport, args: argparse.Namespace) -> None:
     if args.format == "json":
-        from servecheck.report.json_out import to_dict
+        from servecheck.render.check.json_out import to_dict
 
         write_json(to_dict(report))
     elif args.format == "markdown":
-        from servecheck.report.markdown import render_markdown
+        from servecheck.render.check.markdown import render_markdown
 
         write(render_markdown(report))
     elif getattr(args, "quiet", False):
         _errors_only(report)
     else:
-        from servecheck.report.text import render_text
+        from servecheck.render.check.text import render_text
 
         render_text(report, make_console(), verbose=args.verbose)
 

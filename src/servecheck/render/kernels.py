@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from servecheck.hardware.plan_kernels import KernelReport, KindKernels
-from servecheck.report.summary import schemes_text
+from servecheck.summary import schemes_text
 
 STATUS_STYLE = {"ok": "green", "degraded": "yellow", "fail": "bold red", "n/a": "dim"}
 

@@ -8,7 +8,7 @@ from rich.text import Text
 
 from servecheck.core import CheckReport
 from servecheck.findings.registry import Finding, Severity
-from servecheck.report.summary import ct_groups, human_bytes, kind_rows, schemes_text
+from servecheck.summary import ct_groups, human_bytes, kind_rows, schemes_text
 
 SEVERITY_STYLE = {
     Severity.ERROR: ("✖", "bold red"),
@@ -22,11 +22,11 @@ def render_text(report: CheckReport, console: Console, verbose: bool = False) ->
     console.print(_header(report))
     console.print(_modules_table(report))
     if report.kernels is not None:
-        from servecheck.report.kernel_table import rich_kernels
+        from servecheck.render.kernels import rich_kernels
 
         console.print(rich_kernels(report.kernels))
     if getattr(report, "plan", None) is not None:
-        from servecheck.plan.report import render_plan_summary
+        from servecheck.render.plan import render_plan_summary
 
         render_plan_summary(report.plan, console)
     if report.findings:
