@@ -17,6 +17,8 @@ from servecheck.model.config import ModelConfig, parse_config
 from servecheck.model.family import identify
 from servecheck.model.inventory import Inventory
 from servecheck.plan import Plan, ServeOptions, attach_plan, make_plan, serve_model_arg
+from servecheck.quant.methods import Platform
+from servecheck.quant.preflight import preflight
 from servecheck.quant.resolve import ResolutionResult, resolve
 from servecheck.quant.spec import parse_quant
 from servecheck.source.local import Checkpoint, open_local
@@ -32,10 +34,20 @@ def check(
     vllm_version: str | None = None,
     target: Target = NO_TARGET,
     kernel_env: Sequence[str] = (),
+    quantization: str | None = None,
+    dtype: str | None = None,
 ) -> CheckReport:
-    """Run every check on a local checkpoint folder or config.json."""
+    """Run every check on a local checkpoint folder or config.json.
+
+    ``quantization`` and ``dtype`` are vLLM's ``--quantization`` and ``--dtype`` (None: not
+    passed, i.e. the checkpoint's method and ``auto``)."""
     return check_checkpoint(
-        open_local(model), vllm_version=vllm_version, target=target, kernel_env=kernel_env
+        open_local(model),
+        vllm_version=vllm_version,
+        target=target,
+        kernel_env=kernel_env,
+        quantization=quantization,
+        dtype=dtype,
     )
 
 
@@ -46,6 +58,8 @@ def check_checkpoint(
     target: Target = NO_TARGET,
     kernel_env: Sequence[str] = (),
     plan: bool = True,
+    quantization: str | None = None,
+    dtype: str | None = None,
 ) -> CheckReport:
     """Run every check on an opened checkpoint (e.g. one whose config was edited in memory).
 
@@ -54,8 +68,20 @@ def check_checkpoint(
     cfg = parse_config(ckpt.config)
     inventory = build_inventory(cfg, ckpt.tensors)
     quant = parse_quant(ckpt.config, ckpt.hf_quant_config, version)
+    plat = platform_of(target)
+    pre = preflight(
+        quant.raw or None,
+        quant.method,
+        config_dtype=cfg.dtype,
+        model_type=cfg.model_type,
+        plat=plat,
+        gpu=target.name,
+        version=version,
+        user_quant=quantization,
+        user_dtype=dtype,
+    )
     resolution = resolve(inventory, quant, version, target.capability)
-    findings: list[Finding] = list(quant.problems) + list(resolution.findings)
+    findings: list[Finding] = list(quant.problems) + list(pre.findings) + list(resolution.findings)
     ver = version.effective
     result = None
     if ckpt.config_only:
@@ -68,7 +94,14 @@ def check_checkpoint(
     if inventory.derived_from_tensors:
         findings.append(ckpt_rules.ArchitectureNotModelled.make(arch=cfg.architecture, ver=ver))
     kernels = select_kernels(
-        inventory, resolution, target, version, resolve_env(ver, kernel_env), model=cfg, quant=quant
+        inventory,
+        resolution,
+        target,
+        version,
+        resolve_env(ver, kernel_env),
+        model=cfg,
+        quant=quant,
+        dtype=pre.dtype,
     )
     if kernels is not None:
         findings += kernels.findings
@@ -91,6 +124,12 @@ def check_checkpoint(
         kernels=kernels,
     )
     return attach_plan(report) if plan else report
+
+
+def platform_of(target: Target) -> Platform:
+    """The platform vLLM's checks see: a CUDA GPU, its CPU backend, or none named."""
+    kind = {"gpu": "cuda", "cpu": "cpu"}.get(target.kind, "none")
+    return Platform(kind, target.capability)
 
 
 def plan_model(

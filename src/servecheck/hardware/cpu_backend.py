@@ -535,12 +535,19 @@ def select_cpu_kernels(
 
 
 def _cpu_findings(modules, attention, ver: str, cpu: CpuInfo) -> list[Finding]:
-    from servecheck.hardware.plan_kernels import add_no_kernel, attention_findings
+    from servecheck.hardware.plan_kernels import (
+        add_no_kernel,
+        add_not_modelled,
+        attention_findings,
+    )
 
     col = Collector()
     target = f"vLLM's CPU backend ({cpu.describe()})"
     for m in modules:
         c = m.choice
+        if not c.modelled:
+            add_not_modelled(col, m, target, ver)
+            continue
         if not c.error:
             continue
         reasons = "; ".join(s.reason or s.candidate for s in c.steps if not s.ok) or (

@@ -189,6 +189,7 @@ def select_kernels(
     *,
     model: ModelConfig | None = None,
     quant: QuantSpec | None = None,
+    dtype: str | None = None,
 ) -> KernelReport | None:
     """The kernel for every module on ``target`` (None when no target was named).
 
@@ -210,7 +211,7 @@ def select_kernels(
         env=env,
         tp=max(target.count, 1),
         model_type=model.model_type if model else None,
-        dtype=(model.dtype if model and model.dtype else "bfloat16"),
+        dtype=dtype or (model.dtype if model and model.dtype else "bfloat16"),
         activation=model.hidden_act if model else "silu",
         extra={"fp8_activation_scheme": quant.fp8.activation_scheme}
         if quant is not None and quant.fp8 is not None
@@ -284,6 +285,9 @@ def _findings(
         c = m.choice
         scheme = m.scheme or "unquantized"
         reasons = "; ".join(c.deciding()[:4]) or "no candidate"
+        if not c.modelled:
+            add_not_modelled(col, m, tname, ver)
+            continue
         if c.error:
             if c.label.startswith("rejected"):
                 col.add(
@@ -366,6 +370,22 @@ def add_no_kernel(
         exception=c.error_type,
         ver=ver,
         **named,
+    )
+
+
+def add_not_modelled(col: Collector, m: ModuleKernel, target: str, ver: str) -> None:
+    """H009: never a silent OK where the kernel or backend for a module is not modelled."""
+    c = m.choice
+    what = "MoE layers" if m.kind == EXPERTS else "linear layers"
+    col.add(
+        rules.KernelNotModelled,
+        m.name,
+        key=(c.family, m.scheme),
+        what=what,
+        target=target,
+        scheme=m.scheme or "unquantized",
+        source=c.source or "model_executor/layers/quantization",
+        ver=ver,
     )
 
 

@@ -140,9 +140,8 @@ def parse_quant(config: dict, hf_quant_config: dict | None, version: VllmVersion
         fp8, problems = parse_fp8(raw, ver)
         return QuantSpec(method, source, raw, fp8=fp8, problems=tuple(problems))
     if method not in KNOWN_METHODS:
-        return QuantSpec(
-            method, source, raw, problems=(rules.UnknownQuantMethod.make(method=method, ver=ver),)
-        )
+        # Whether the release has the method is judged per release (quant/preflight.py).
+        return QuantSpec(method, source, raw, other=parse_other(method, raw))
     other = parse_other(method, raw)
     if method in ("mxfp4", "gpt_oss_mxfp4"):
         return QuantSpec(method, source, raw, other=other)  # resolved per module (resolve.py)

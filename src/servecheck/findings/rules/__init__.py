@@ -2,9 +2,11 @@
 
 from servecheck.findings.rules import (  # noqa: F401
     checkpoint,
+    dtype,
     hardware,
     memory,
     parallel,
     quant_config,
+    quant_methods,
     resolution,
 )

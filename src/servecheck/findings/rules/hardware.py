@@ -221,3 +221,24 @@ class EmulationFallback(Rule):
     fix = "Use a GPU with a native {scheme} kernel."
     vllm_ref = "vLLM {ver} {source}"
     vllm_message = "{vllm_text}"
+
+
+@rule
+class KernelNotModelled(Rule):
+    """servecheck does not model which kernel or backend vLLM picks for these modules here.
+
+    ## Why it matters
+    The scheme was resolved, but whether vLLM has a kernel for it on this target (and which)
+    is not known to servecheck, so it cannot say the checkpoint runs there. The verdict is at
+    least a warning rather than a silent OK.
+
+    ## Fix
+    Try a real load on the target before relying on the checkpoint there.
+    """
+
+    code = "H009"
+    name = "kernel-not-modelled"
+    severity = Severity.WARNING
+    message = "{what} on {target}: kernel selection is not modelled for {scheme}"
+    fix = "Run the checkpoint once on the target (e.g. servecheck smoke) before relying on it."
+    vllm_ref = "vLLM {ver} {source}"

@@ -234,18 +234,26 @@ class AttentionGroupSkipped(Rule):
 
 @rule
 class MethodRulesNotModelled(Rule):
-    """servecheck recognises this quantization method but does not resolve it per module yet.
+    """servecheck recognises this quantization method but does not model vLLM's per-module
+    decisions for it, so it cannot promise that the checkpoint loads.
 
-    ## What it does
-    For methods such as AWQ, GPTQ, bitsandbytes and ModelOpt, servecheck counts the real
-    bytes from the headers but does not yet predict vLLM's per-module decisions.
+    ## Why it matters
+    A verdict of OK must mean vLLM's own rules were followed. For a method whose module
+    resolution, kernel choice or errors are not modelled, servecheck only counts the bytes
+    from the headers; the verdict is at least a warning so nobody mistakes that for a check.
+
+    ## Fix
+    Run the checkpoint once on the target (or `servecheck smoke`) before relying on it.
     """
 
     code = "Q010"
-    name = "method-not-resolved-per-module"
-    severity = Severity.INFO
-    message = "{method}: bytes are counted from headers; per-module resolution is not modelled yet"
-    fix = "No action needed; treat module-level predictions for this checkpoint as approximate."
+    name = "method-not-modelled"
+    severity = Severity.WARNING
+    message = (
+        "{method}: vLLM's per-module rules for this method are not modelled; bytes are counted "
+        "from the headers, but whether it loads on the target is not checked"
+    )
+    fix = "Try a real load on the target before relying on this checkpoint."
     vllm_ref = "vLLM {ver} model_executor/layers/quantization/{method_file}"
 
 
