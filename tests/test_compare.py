@@ -9,7 +9,7 @@ from pathlib import Path
 from clirun import invoke
 from conftest import EXAMPLES
 from fixtures import broken
-from servecheck.compare import compare
+from servecheck.api import compare
 
 GLM45 = EXAMPLES / "glm-4.5-fp8"
 AIR = EXAMPLES / "glm-4.5-air-derestricted-fp8"

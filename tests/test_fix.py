@@ -18,7 +18,9 @@ from clirun import invoke
 from conftest import EXAMPLES
 from fixtures import broken
 from servecheck.api import check
-from servecheck.fix import FixError, propose, run_fix
+from servecheck.api import fix as run_fix
+from servecheck.api import propose_fix as propose
+from servecheck.fix import FixError
 
 O_PROJ = "model.layers.0.self_attn.o_proj"
 

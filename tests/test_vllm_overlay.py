@@ -26,7 +26,7 @@ import pytest
 from conftest import ROOT
 from fixtures import broken
 from servecheck.api import check
-from servecheck.fix import run_fix
+from servecheck.api import fix as run_fix
 
 pytestmark = [
     pytest.mark.vllm,

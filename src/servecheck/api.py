@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from servecheck import fix as fix_stage
 from servecheck.checks.audit import audit
 from servecheck.checks.expected import module_tensors
+from servecheck.compare import Comparison, compare_reports
 from servecheck.core import NO_TARGET, CheckReport, Target
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import checkpoint as ckpt_rules
+from servecheck.fix import FixOutcome, FixProposal
 from servecheck.hardware.env import resolve_env
 from servecheck.hardware.plan_kernels import select_kernels
 from servecheck.model.arch import build_inventory
@@ -25,7 +29,17 @@ from servecheck.source.local import Checkpoint, open_local
 from servecheck.source.safetensors import DTYPE_BITS
 from servecheck.versions import resolve_version
 
-__all__ = ["NO_TARGET", "CheckReport", "Target", "check", "check_checkpoint", "plan_model"]
+__all__ = [
+    "NO_TARGET",
+    "CheckReport",
+    "Target",
+    "check",
+    "check_checkpoint",
+    "compare",
+    "fix",
+    "plan_model",
+    "propose_fix",
+]
 
 
 def check(
@@ -36,12 +50,15 @@ def check(
     kernel_env: Sequence[str] = (),
     quantization: str | None = None,
     dtype: str | None = None,
+    propose_fix: bool = False,
 ) -> CheckReport:
     """Run every check on a local checkpoint folder or config.json.
 
     ``quantization`` and ``dtype`` are vLLM's ``--quantization`` and ``--dtype`` (None: not
-    passed, i.e. the checkpoint's method and ``auto``)."""
-    return check_checkpoint(
+    passed, i.e. the checkpoint's method and ``auto``). With `propose_fix`, the report also
+    carries a verified ignore-list fix (report.fix) or the reason there is none
+    (report.fix_unavailable)."""
+    report = check_checkpoint(
         open_local(model),
         vllm_version=vllm_version,
         target=target,
@@ -49,6 +66,7 @@ def check(
         quantization=quantization,
         dtype=dtype,
     )
+    return with_fix(report) if propose_fix else report
 
 
 def check_checkpoint(
@@ -191,3 +209,72 @@ def estimated_bytes(
 
 
 _SAFETENSORS_DTYPE = {"bfloat16": "BF16", "float16": "F16", "float32": "F32", "half": "F16"}
+
+
+# ---------------------------------------------------------------------------------------------
+# fix and compare: the stages take reports; the checks are run here
+
+
+def recheck(report: CheckReport, config: dict) -> CheckReport:
+    """What `check` reports for the same checkpoint with another config.json, computed in
+    memory (nothing is written)."""
+    ckpt = dataclasses.replace(report.checkpoint, config=config)
+    return check_checkpoint(ckpt, vllm_version=report.version.requested, target=report.target)
+
+
+def propose_fix(report: CheckReport, strategy: str = "checkpoint") -> FixProposal:
+    """A new ignore list for the report's checkpoint, judged entry by entry and re-checked."""
+    return fix_stage.propose(report, strategy, recheck=recheck)
+
+
+def with_fix(report: CheckReport) -> CheckReport:
+    """The report with a verified checkpoint-strategy fix attached, or why there is none."""
+    if report.quant.method is None or report.checkpoint.config_only:
+        return report
+    try:
+        return dataclasses.replace(report, fix=propose_fix(report))
+    except fix_stage.FixError as exc:
+        return dataclasses.replace(report, fix_unavailable=str(exc))
+
+
+def fix(
+    model: str | Path,
+    strategy: str = "checkpoint",
+    *,
+    vllm_version: str | None = None,
+    target: Target = NO_TARGET,
+    write: bool = False,
+    out: str | Path | None = None,
+    force: bool = False,
+) -> FixOutcome:
+    """Check `model`, propose a fix, re-check the result, and write it when asked.
+
+    The re-check runs in memory on the checkpoint with the new config, so the user's folder is
+    only written with `write` (atomically, keeping config.json.orig); `out` names a new overlay
+    folder, which is checked again once written."""
+    if write and out is not None:
+        raise fix_stage.FixError("use --write or --out, not both")
+    report = check(model, vllm_version=vllm_version, target=target)
+    outcome = fix_stage.prepare(propose_fix(report, strategy), model)
+    if not write and out is None:
+        return outcome
+    outcome = fix_stage.write(
+        outcome, in_place=write, out=Path(out) if out is not None else None, force=force
+    )
+    if out is not None and outcome.written is not None:
+        after = check(Path(out), vllm_version=vllm_version, target=target)
+        outcome = dataclasses.replace(outcome, after=after)
+    return outcome
+
+
+def compare(
+    a: str | Path,
+    b: str | Path,
+    *,
+    vllm_version: str | None = None,
+    target: Target = NO_TARGET,
+) -> Comparison:
+    """Run `check` on both checkpoints (folders or config.json files) and compare them."""
+    ra = check(a, vllm_version=vllm_version, target=target)
+    rb = check(b, vllm_version=vllm_version, target=target)
+    return compare_reports(ra, rb)

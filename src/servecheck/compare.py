@@ -1,7 +1,7 @@
 """Compare two checkpoints: architecture, quantization, and ignore lists by what they cover.
 
-    comparison = compare(a, b)                 # runs servecheck's check on both
     comparison = compare_reports(ra, rb)       # from two CheckReports
+    (servecheck.api.compare(a, b) runs check on both and calls this)
 
 The seed investigation compared two configs by hand and put GLM-4.5 (hidden 5120, 92 layers,
 160 experts) beside GLM-4.5-Air as if they were one model, and judged ignore lists by their
@@ -12,10 +12,11 @@ by the modules they make vLLM skip (and by the resolutions they change), not by 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from servecheck.api import NO_TARGET, CheckReport, Target, check
-from servecheck.fix import IgnoreContext, _matches, _resolves_quantized, display_template
+from servecheck.core import CheckReport
+from servecheck.fix.agreement import resolves_quantized
+from servecheck.fix.entries import matches
+from servecheck.fix.facts import IgnoreContext, display_template
 from servecheck.summary import (
     ct_groups,
     entries_text,
@@ -129,19 +130,6 @@ class Comparison:
     @property
     def different_models(self) -> bool:
         return self.relation not in ("same-model", "same-family")
-
-
-def compare(
-    a: str | Path,
-    b: str | Path,
-    *,
-    vllm_version: str | None = None,
-    target: Target = NO_TARGET,
-) -> Comparison:
-    """Run `check` on both checkpoints (folders or config.json files) and compare them."""
-    ra = check(a, vllm_version=vllm_version, target=target)
-    rb = check(b, vllm_version=vllm_version, target=target)
-    return compare_reports(ra, rb)
 
 
 def compare_reports(ra: CheckReport, rb: CheckReport) -> Comparison:
@@ -412,15 +400,15 @@ def ignore_side(r: CheckReport) -> IgnoreSide:
             if not f.consulted:
                 continue
             a, b = current[name], base[name]
-            if (a.scheme, a.error, _resolves_quantized(a)) != (
+            if (a.scheme, a.error, resolves_quantized(a)) != (
                 b.scheme,
                 b.error,
-                _resolves_quantized(b),
+                resolves_quantized(b),
             ):
                 effect.add(name)
     unconsulted = nothing = 0
     for entry in r.quant.ignore_list:
-        hits, other = _matches(ctx, entry)
+        hits, other = matches(ctx, entry)
         if hits:
             continue
         if other:
@@ -526,17 +514,3 @@ def _ignore_statement(ra: CheckReport, rb: CheckReport, ign: IgnoreComparison) -
             f"only B changes {_list(ign.effect_only_b) or 'nothing'}."
         )
     return " ".join(parts)
-
-
-def comparison_dict(c: Comparison) -> dict:
-    """JSON view (field names are a contract: extend, don't rename)."""
-    return {
-        "a": {"location": c.a.location, "family": _family(c.a), "verdict": c.a.verdict},
-        "b": {"location": c.b.location, "family": _family(c.b), "verdict": c.b.verdict},
-        "relation": c.relation,
-        "different_models": c.different_models,
-        "statement": c.statement,
-        "rows": [r.as_dict() for r in c.rows],
-        "ignore": c.ignore.as_dict(),
-        "ignore_statement": c.ignore_statement,
-    }

@@ -14,6 +14,7 @@ from servecheck.findings.registry import Finding, Severity
 
 if TYPE_CHECKING:
     from servecheck.checks.audit import AuditResult
+    from servecheck.fix import FixProposal
     from servecheck.hardware.plan_kernels import KernelReport
     from servecheck.model.config import ModelConfig
     from servecheck.model.family import Family
@@ -84,6 +85,9 @@ class CheckReport:
     notes: tuple[str, ...] = ()
     kernels: KernelReport | None = None  # kernel per module on the target (hardware/)
     plan: Plan | None = None  # memory and parallel layout on the target GPUs (plan/)
+    # A verified ignore-list fix (api.check(..., propose_fix=True)), or why there is none.
+    fix: FixProposal | None = None
+    fix_unavailable: str | None = None
 
     @property
     def verdict(self) -> str:

@@ -36,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
     options.note_vllm_args(args)
     target = target_from_option(args.gpu, args.gpus)
     report = check(
-        args.model, vllm_version=args.vllm_version, target=target, kernel_env=args.kernel_env
+        args.model,
+        vllm_version=args.vllm_version,
+        target=target,
+        kernel_env=args.kernel_env,
+        propose_fix=args.format == "markdown",  # the markdown report's action plan
     )
     render.emit(report, args)
     return render.exit_code(report)

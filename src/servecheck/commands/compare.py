@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from servecheck.compare import compare
+    from servecheck.api import compare
     from servecheck.render import compare as render
     from servecheck.targets import target_from_option
 

@@ -52,11 +52,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from servecheck.fix import run_fix
+    from servecheck.api import fix
     from servecheck.render import fix as render
     from servecheck.targets import target_from_option
 
-    outcome = run_fix(
+    outcome = fix(
         args.model,
         args.strategy,
         vllm_version=args.vllm_version,

@@ -10,19 +10,36 @@ from rich.table import Table
 from rich.text import Text
 
 from servecheck.compare import Comparison
+from servecheck.core import CheckReport
 from servecheck.render import exit as exit_codes
 from servecheck.render.console import make_console, write, write_json
 
 
 def emit(c: Comparison, args: argparse.Namespace) -> None:
     if args.format == "json":
-        from servecheck.compare import comparison_dict
-
         write_json(comparison_dict(c))
     elif args.format == "markdown":
         write(render_markdown(c, args.all))
     elif not getattr(args, "quiet", False):
         render_text(c, make_console(), args.all, args.verbose)
+
+
+def comparison_dict(c: Comparison) -> dict:
+    """JSON view (field names are a contract: extend, don't rename)."""
+    return {
+        "a": {"location": c.a.location, "family": _family(c.a), "verdict": c.a.verdict},
+        "b": {"location": c.b.location, "family": _family(c.b), "verdict": c.b.verdict},
+        "relation": c.relation,
+        "different_models": c.different_models,
+        "statement": c.statement,
+        "rows": [r.as_dict() for r in c.rows],
+        "ignore": c.ignore.as_dict(),
+        "ignore_statement": c.ignore_statement,
+    }
+
+
+def _family(r: CheckReport) -> str | None:
+    return r.family.name if r.family else None
 
 
 def exit_code(c: Comparison) -> int:

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.text import Text
 
 from servecheck.fix import FixOutcome
+from servecheck.fix.agreement import Disagreement
 from servecheck.render.console import make_console, write, write_json
 
 DIFF_LINES = 120
@@ -15,8 +16,6 @@ DIFF_LINES = 120
 
 def emit(outcome: FixOutcome, args: argparse.Namespace) -> None:
     if args.format == "json":
-        from servecheck.fix import outcome_dict
-
         write_json(outcome_dict(outcome))
     elif args.format == "markdown":
         write(render_markdown(outcome))
@@ -29,6 +28,63 @@ def emit(outcome: FixOutcome, args: argparse.Namespace) -> None:
 
 def exit_code(outcome: FixOutcome) -> int:
     return outcome.exit_code
+
+
+def outcome_dict(o: FixOutcome) -> dict:
+    """The JSON view of a fix (field names are a contract: extend, don't rename)."""
+    p = o.proposal
+
+    def dis(d: Disagreement) -> dict:
+        return {
+            "module": d.module,
+            "kind": d.kind,
+            "stored": d.stored,
+            "resolved": d.resolved,
+            "fixable": d.fixable,
+            "reason": d.reason,
+            "remedy": d.remedy,
+            "code": d.code,
+        }
+
+    return {
+        "location": p.report.location,
+        "config": str(o.config_path),
+        "strategy": p.strategy,
+        "method": p.report.quant.method,
+        "ignore_key": str(p.location),
+        "changed": p.changed,
+        "verified": p.verified,
+        "before_ignore": list(p.before),
+        "after_ignore": list(p.after),
+        "added": list(p.added),
+        "removed": [e for e in p.before if e not in set(p.after)],
+        "required_unquantized": list(p.required),
+        "entries": [v.as_dict() for v in p.verdicts],
+        "problems_before": [dis(d) for d in p.before_problems],
+        "unfixable": [dis(d) for d in p.unfixable],
+        "notes": list(p.notes),
+        "check_before": {
+            "verdict": o.before.verdict,
+            "codes": sorted({f.code for f in o.before.findings}),
+        },
+        "check_after": {
+            "verdict": o.after.verdict,
+            "codes": sorted({f.code for f in o.after.findings}),
+        },
+        "targeted": [{"code": c, "status": s} for c, s in o.targeted],
+        "diff": o.diff,
+        "written": (
+            None
+            if o.written is None
+            else {
+                "config": str(o.written.path),
+                "backup": str(o.written.backup) if o.written.backup else None,
+                "links": list(o.written.links),
+            }
+        ),
+        "nothing_written": o.nothing_written,
+        "exit_code": o.exit_code,
+    }
 
 
 def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> None:
@@ -167,6 +223,8 @@ def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> N
                     style="green",
                 )
             )
+    elif o.nothing_written:
+        console.print(Text(f"\nNothing written: {o.nothing_written}.", style="green"))
     elif p.changed and p.verified:
         command = f"servecheck fix {model}"
         if p.strategy != "checkpoint":

@@ -14,17 +14,10 @@ from servecheck.findings.registry import Severity
 
 def action_plan(report: CheckReport) -> list[str]:
     """Markdown lines for the section, title included."""
-    from servecheck.fix import FixError, FixProposal, propose
-
     out = ["## Recommended action plan", ""]
     errors = [f for f in report.findings if f.severity == Severity.ERROR]
-    proposal: FixProposal | None = None
-    why_not = None
-    if report.quant.method is not None and not report.checkpoint.config_only:
-        try:
-            proposal = propose(report, "checkpoint")
-        except FixError as exc:
-            why_not = str(exc)
+    proposal = report.fix  # proposed and verified by servecheck.api.check(propose_fix=True)
+    why_not = report.fix_unavailable
     loc = shlex.quote(report.location)
     folder = (
         str(Path(report.location).parent)
