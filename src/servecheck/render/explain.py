@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.console import Console
 
@@ -13,11 +14,44 @@ from servecheck.render.console import make_console, write_json
 
 def emit(expl: Explanation, args: argparse.Namespace) -> None:
     if args.format == "json":
-        from servecheck.explain import to_dict
-
         write_json(to_dict(expl))
     elif not getattr(args, "quiet", False):
         render_text(expl, make_console())
+
+
+def to_dict(expl: Explanation) -> dict[str, Any]:
+    """JSON form of an explanation. Field names are a contract: extend, never rename."""
+    from servecheck.findings.catalog import all_rules
+
+    registry = all_rules()
+    data: dict[str, Any] = {
+        "matched": expl.matched,
+        "root_error": expl.root.as_dict() if expl.root else None,
+    }
+    if expl.match is not None:
+        m = expl.match
+        data["signature"] = m.signature.as_dict()
+        data["detail"] = m.detail()
+        data["fields"] = dict(m.fields)
+        data["evidence"] = {"where": m.where, "line": m.line, "text": m.raw.strip()}
+        data["findings"] = [
+            {
+                "code": code,
+                "name": registry[code].name if code in registry else None,
+                "summary": registry[code].summary() if code in registry else None,
+            }
+            for code in m.signature.finding
+        ]
+        data["alternatives"] = [
+            {"id": a.signature.id, "where": a.where, "line": a.line} for a in expl.alternatives
+        ]
+    else:
+        data["signature"] = None
+        data["message"] = "no known signature"
+        data["root_guess"] = (
+            {"line": expl.guess.number, "text": expl.guess.raw.strip()} if expl.guess else None
+        )
+    return data
 
 
 def exit_code(expl: Explanation) -> int:
