@@ -98,7 +98,15 @@ def check_checkpoint(
         user_quant=quantization,
         user_dtype=dtype,
     )
-    resolution = resolve(inventory, quant, version, target.capability)
+    resolution = resolve(
+        inventory,
+        quant,
+        version,
+        target.capability,
+        method=pre.method,
+        plat=plat,
+        tp=max(target.count, 1),
+    )
     findings: list[Finding] = list(quant.problems) + list(pre.findings) + list(resolution.findings)
     ver = version.effective
     result = None

@@ -143,6 +143,7 @@ class Layer:
     weight_type: str | None = None  # scalar type of mixed-precision weights, e.g. uint4b8
     group_size: int | None = None
     zero_points: bool = False
+    has_g_idx: bool = False  # GPTQ activation ordering (desc_act / actorder group)
     model_type: str | None = None
 
 
@@ -255,6 +256,21 @@ def _scheme(name: str, r: dict[str, Any], cap: int | None, layer: Layer) -> Verd
         and not (name == "TritonW4A16LinearKernel" and layer.group_size == layer.full_k)
     ):
         return fail("group", f"Group size ({layer.group_size}) not supported.")
+    act_order = r.get("act_order")
+    if layer.has_g_idx and act_order == "never":
+        return fail("scheme", "Act reordering not supported.")
+    if (
+        layer.has_g_idx
+        and act_order == "unpartitioned"
+        and layer.k is not None
+        and layer.full_k is not None
+        and layer.k != layer.full_k
+    ):
+        return fail(
+            "scheme",
+            "Act reordering currently not supported when the input features are partitioned "
+            "across devices",
+        )
     if r.get("group_positive") and (layer.group_size or 0) <= 0:
         return fail("group", f"Group size ({layer.group_size}) must be positive.")
     return OK

@@ -33,6 +33,21 @@ WNA16_ZP_TYPES = {b: f"uint{b}" for b in range(2, 9)}
 
 UNQUANTIZED = "UnquantizedLinearMethod"
 
+# Linear methods that call one kernel directly instead of choosing among candidates.
+FIXED_KERNELS = {
+    "GPTQ_EXLLAMA": (
+        "gptq_gemm",
+        "ExLlama gptq_gemm (GPTQLinearMethod)",
+        "model_executor/layers/quantization/gptq.py GPTQLinearMethod.apply",
+    ),
+    "AWQ_GEMM": (
+        "awq_gemm",
+        "AWQ awq_gemm / awq_dequantize + matmul",
+        "model_executor/layers/quantization/auto_awq.py AutoAWQLinearMethod.apply (0.24+), "
+        "awq.py AWQLinearMethod.apply (older)",
+    ),
+}
+
 
 def partition_shape(m: Module, tp: int) -> tuple[int, int]:
     """(N, K) of the weight one TP rank holds: vLLM's layer.weight.shape."""
@@ -88,7 +103,10 @@ def linear_kernel(res: Resolution, ctx: Context) -> KernelChoice | None:
             else "BF16 GEMM (torch / oneDNN)",
             source="model_executor/layers/linear.py UnquantizedLinearMethod",
         )
-    scheme = res.scheme
+    scheme = res.kernel_scheme or res.scheme
+    if scheme in FIXED_KERNELS:
+        kernel, label, source = FIXED_KERNELS[scheme]
+        return KernelChoice(family="fixed_linear", kernel=kernel, label=label, source=source)
     if scheme == "W8A8Fp8":
         return _w8a8_fp8(res, ctx)
     if scheme == "Fp8":
@@ -228,6 +246,7 @@ def _mixed_precision(res: Resolution, ctx: Context) -> KernelChoice:
         weight_type=mp_weight_type(w, fp8_act),
         group_size=group,
         zero_points=not w.symmetric,
+        has_g_idx=w.actorder == "group",
         **base,
     )
     family = "mp_linear"

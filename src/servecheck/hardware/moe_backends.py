@@ -68,6 +68,20 @@ def moe_backend(res: Resolution, ctx: Context) -> KernelChoice | None:
             experts="MarlinExperts",
             source="compressed_tensors_moe_wna16_marlin.py CompressedTensorsWNA16MarlinMoEMethod",
         )
+    if method in ("AutoGPTQMoEMethod", "AutoAWQMoEMethod"):
+        # vLLM 0.33 auto_gptq.py / auto_awq.py: select_wna16_moe_backend (0.24: Marlin MoE)
+        if feature(ctx.version, "wna16_moe_oracle"):
+            return _wna16(res, ctx)
+        return _fixed(res, "MARLIN", "MarlinExperts", "the GPTQ/AWQ Marlin MoE method")
+    if method in ("GPTQMarlinMoEMethod", "AWQMoEMethod"):
+        return _fixed(res, "MARLIN", "MarlinExperts", "gptq_marlin.py / awq_marlin.py MoE method")
+    if method == "MoeWNA16Method":
+        return _fixed(
+            res,
+            "MOE_WNA16",
+            "TritonWNA16Experts",
+            "moe_wna16.py MoeWNA16Method (fused_moe with the WNA16 Triton kernel)",
+        )
     if method == "CompressedTensorsW8A8Int8MoEMethod":
         return _int8(res, ctx)
     if method == "CompressedTensorsW4A4Mxfp4MoEMethod":
@@ -82,6 +96,18 @@ def moe_backend(res: Resolution, ctx: Context) -> KernelChoice | None:
         kernel=None,
         label=f"{method}: backend selection not modelled",
         modelled=False,
+    )
+
+
+def _fixed(res: Resolution, backend: str, experts: str, source: str) -> KernelChoice:
+    """A MoE method that runs one kernel without an oracle."""
+    return KernelChoice(
+        family="wna16_moe",
+        kernel=backend,
+        label=f"{backend} ({experts})",
+        steps=(Step(backend, True, f"{res.method} always runs it"),),
+        experts=experts,
+        source="model_executor/layers/quantization/" + source,
     )
 
 

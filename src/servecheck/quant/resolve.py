@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from servecheck.findings.collect import Collector
 from servecheck.findings.registry import Finding
+from servecheck.findings.rules import quant_config as qc_rules
 from servecheck.findings.rules import resolution as rules
 from servecheck.model.inventory import (
     ATTENTION,
@@ -25,6 +23,8 @@ from servecheck.quant.matching import (
     should_ignore,
     unused_patterns,
 )
+from servecheck.quant.methods import Platform, method_row
+from servecheck.quant.resolution import Base, Resolution, ResolutionResult, unquantized
 from servecheck.quant.schemes import (
     MIN_CAPABILITY,
     SchemeError,
@@ -39,96 +39,64 @@ from servecheck.versions import VllmVersion
 FP8_METHOD_MIN_CAPABILITY = 75
 
 
-@dataclass(frozen=True)
-class Resolution:
-    """How vLLM treats one module. `scheme` None = unquantized."""
+__all__ = ["Resolution", "ResolutionResult", "resolve", "unquantized"]
 
-    module: Module
-    method: str  # vLLM quant-method class, e.g. CompressedTensorsLinearMethod
-    scheme: str | None = None  # e.g. "W8A8Fp8", "Fp8", "AWQ"
-    min_capability: int | None = None
-    ignored: bool = False
-    ignored_by: tuple[str, ...] = ()
-    target: str | None = None
-    match_via: str | None = None
-    weights: QuantArgs | None = None
-    inputs: QuantArgs | None = None
-    format: str | None = None
-    moe_method: str | None = None
-    block_size: tuple[int, int] | None = None  # plain fp8 weight_block_size
-    error: str | None = None  # code of the finding vLLM would raise for this module
-    note: str | None = None
-
-    @property
-    def quantized(self) -> bool:
-        return self.scheme is not None
+# vLLM method names (after the override walk) resolved by the GPTQ / AWQ resolver.
+WNA16_METHODS = {
+    "gptq": "gptq",
+    "gptq_marlin": "gptq",
+    "auto_gptq": "gptq",
+    "awq": "awq",
+    "awq_marlin": "awq",
+    "auto_awq": "awq",
+    "cpu_awq": "awq",
+}
 
 
-@dataclass(frozen=True)
-class ResolutionResult:
-    resolutions: tuple[Resolution, ...]
-    findings: tuple[Finding, ...] = field(default=())
-
-    def by_name(self) -> dict[str, Resolution]:
-        return {r.module.name: r for r in self.resolutions}
+# Methods the plain resolver models itself (mxfp4: unquantized linears + MXFP4 experts).
+PLAIN_MODELLED = frozenset({"mxfp4", "gpt_oss_mxfp4"})
 
 
 def resolve(
-    inventory: Inventory, quant: QuantSpec, version: VllmVersion, capability: int | None
+    inventory: Inventory,
+    quant: QuantSpec,
+    version: VllmVersion,
+    capability: int | None,
+    *,
+    method: str | None = None,
+    plat: Platform | None = None,
+    tp: int = 1,
 ) -> ResolutionResult:
-    """Resolve all modules. capability: the target GPU's (major*10+minor) or None."""
+    """Resolve all modules. capability: the target GPU's (major*10+minor) or None; ``method``:
+    the method vLLM settled on (quant/preflight.py), default the checkpoint's."""
+    method = method or quant.method
+    plat = plat or Platform("cuda" if capability is not None else "none", capability)
+    row = method_row(method, version) if method else None
     if quant.ct is not None:
-        resolver = _CTResolver(inventory, quant.ct, version, capability)
+        resolver: Base = _CTResolver(inventory, quant.ct, version, capability)
+    elif method in WNA16_METHODS and row is not None:
+        from servecheck.quant.wna16 import Wna16Config, Wna16Resolver
+
+        cfg = Wna16Config.parse(WNA16_METHODS[method], quant.raw)
+        resolver = Wna16Resolver(inventory, cfg, method, row.config_class, version, plat, tp)
     elif quant.fp8 is not None:
         resolver = _Fp8Resolver(inventory, quant, version, capability)
     else:
         resolver = _PlainResolver(inventory, quant, version, capability)
     resolutions = tuple(resolver.resolve(m) for m in inventory.modules)
-    return ResolutionResult(resolutions, tuple(resolver.findings()))
-
-
-def unquantized(module: Module, note: str | None = None) -> Resolution:
-    if module.kind == EXPERTS:
-        method = "UnquantizedFusedMoEMethod"
-    elif module.kind == EMBEDDING:
-        method = "UnquantizedEmbeddingMethod"
-    elif module.is_linear or module.kind == LM_HEAD:
-        method = "UnquantizedLinearMethod"
-    else:
-        method = "none"
-    return Resolution(module=module, method=method, note=note)
-
-
-class _Base:
-    def __init__(self, inventory: Inventory, version: VllmVersion, capability: int | None):
-        self.inv = inventory
-        self.version = version
-        self.ver = version.effective
-        self.capability = capability
-        self.packed = {k: tuple(v) for k, v in inventory.packed_modules_mapping.items()}
-        self.collector = Collector()
-
-    def findings(self) -> list[Finding]:
-        return self.collector.findings()
-
-    def capability_error(self, module: Module, scheme: str, need: int) -> str | None:
-        """vLLM's _check_scheme_supported after a scheme is chosen."""
-        if self.capability is not None and self.capability < need:
-            self.collector.add(
-                rules.SchemeNeedsNewerGpu,
-                module.name,
-                key=(scheme, need),
-                scheme=scheme,
-                need=need,
-                have=self.capability,
-                gpu="the target GPU",
-                ver=self.ver,
+    findings = list(resolver.findings())
+    if isinstance(resolver, _PlainResolver) and method and method not in PLAIN_MODELLED:
+        # Never a false OK: a quantized method whose per-module rules are not modelled.
+        file = row.file.rsplit("/", 1)[-1] if row is not None and row.file else f"{method}.py"
+        findings.append(
+            qc_rules.MethodRulesNotModelled.make(
+                method=method, method_file=file, ver=version.effective
             )
-            return rules.SchemeNeedsNewerGpu.code
-        return None
+        )
+    return ResolutionResult(resolutions, tuple(findings))
 
 
-class _PlainResolver(_Base):
+class _PlainResolver(Base):
     """Unquantized models, and methods servecheck sizes but does not resolve per module."""
 
     def __init__(
@@ -192,7 +160,7 @@ def _glob(name: str, pattern: str) -> bool:
     return "*" in pattern and fnmatchcase(name, pattern)
 
 
-class _Fp8Resolver(_Base):
+class _Fp8Resolver(Base):
     """vLLM 0.33 model_executor/layers/quantization/fp8.py Fp8Config.get_quant_method."""
 
     def __init__(
@@ -239,7 +207,7 @@ class _Fp8Resolver(_Base):
         )
 
 
-class _CTResolver(_Base):
+class _CTResolver(Base):
     """vLLM's CompressedTensorsConfig.get_quant_method for every module kind."""
 
     def __init__(

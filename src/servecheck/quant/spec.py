@@ -145,10 +145,7 @@ def parse_quant(config: dict, hf_quant_config: dict | None, version: VllmVersion
     other = parse_other(method, raw)
     if method in ("mxfp4", "gpt_oss_mxfp4"):
         return QuantSpec(method, source, raw, other=other)  # resolved per module (resolve.py)
-    note = rules.MethodRulesNotModelled.make(
-        method=method, method_file=METHOD_FILES.get(method, f"{method}.py"), ver=ver
-    )
-    return QuantSpec(method, source, raw, other=other, problems=(note,))
+    return QuantSpec(method, source, raw, other=other)
 
 
 def normalize_method(raw: dict, ver: str) -> tuple[str, Finding | None]:

@@ -9,4 +9,5 @@ from servecheck.findings.rules import (  # noqa: F401
     quant_config,
     quant_methods,
     resolution,
+    wna16,
 )
