@@ -6,13 +6,13 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from servecheck.compare import Comparison
 from servecheck.core import CheckReport
 from servecheck.render import exit as exit_codes
 from servecheck.render.console import make_console, write, write_json
+from servecheck.render.tables import TextTable
 
 
 def emit(c: Comparison, args: argparse.Namespace) -> None:
@@ -55,11 +55,7 @@ def render_text(c: Comparison, console: Console, all_rows: bool, verbose: bool) 
     console.print(Text(("⚠ " if c.different_models else "✓ ") + c.statement, style=style))
     console.print()
     title = "Key differences" if not all_rows else "Side by side"
-    t = Table(title=title, title_justify="left")
-    t.add_column("Parameter")
-    t.add_column("A")
-    t.add_column("B")
-    t.add_column("Note", style="dim")
+    t = TextTable("Parameter", "A", "B", "Note", title=title)
     hidden = 0
     for r in c.rows:
         if not r.differs and not all_rows:
@@ -72,10 +68,7 @@ def render_text(c: Comparison, console: Console, all_rows: bool, verbose: bool) 
         console.print(Text(f"({hidden} identical rows hidden; --all shows them)", style="dim"))
     ign = c.ignore
     console.print(Text("\nIgnore lists, by the modules they cover", style="bold"))
-    it = Table(show_header=True)
-    it.add_column("")
-    it.add_column("A", justify="right")
-    it.add_column("B", justify="right")
+    it = TextTable("", "A>", "B>")
     it.add_row("entries", str(ign.a.entries), str(ign.b.entries))
     it.add_row("modules vLLM skips because of it", str(len(ign.a.covered)), str(len(ign.b.covered)))
     it.add_row("resolutions it changes", str(len(ign.a.effect)), str(len(ign.b.effect)))

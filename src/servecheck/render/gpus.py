@@ -66,16 +66,10 @@ def table(rows: list[Any], args: argparse.Namespace) -> None:
         return
     if getattr(args, "quiet", False):
         return
-    from rich.table import Table
+    from servecheck.render.tables import TextTable
 
-    t = Table(title=f"{len(rows)} GPUs (servecheck gpus --gpu NAME for one)", title_justify="left")
-    for h in HEADERS:
-        t.add_column(
-            h,
-            justify="right" if h in ("Memory", "GB/s") else "left",
-            no_wrap=h != "GPU",
-            min_width=18 if h == "GPU" else None,
-        )
+    headers = [h + ">" if h in ("Memory", "GB/s") else h for h in HEADERS]
+    t = TextTable(*headers, title=f"{len(rows)} GPUs (servecheck gpus --gpu NAME for one)")
     for c in cells:
         t.add_row(*c)
     make_console().print(t)
@@ -118,12 +112,10 @@ def one(g: Any, version: Any, args: argparse.Namespace) -> None:
         return
     if getattr(args, "quiet", False):
         return
-    from rich.table import Table
+    from servecheck.render.tables import TextTable, grid
 
     console = make_console()
-    info = Table.grid(padding=(0, 2))
-    info.add_column(style="bold")
-    info.add_column()
+    info = grid()
     info.add_row("GPU", g.name)
     if g.aliases:
         info.add_row("Also known as", ", ".join(g.aliases))
@@ -136,13 +128,12 @@ def one(g: Any, version: Any, args: argparse.Namespace) -> None:
     if g.note:
         info.add_row("Note", g.note)
     console.print(info)
-    t = Table(
+    t = TextTable(
+        "Scheme",
+        "Linear",
+        "MoE",
         title=f"What vLLM {version.effective} runs on {g.sm} (docs/kernel-table.md)",
-        title_justify="left",
     )
-    t.add_column("Scheme")
-    t.add_column("Linear")
-    t.add_column("MoE")
     for i in range(0, len(kernels), 2):
         t.add_row(kernels[i]["scheme"], kernels[i]["text"], kernels[i + 1]["text"])
     console.print(t)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
 from servecheck.hardware.plan_kernels import KernelReport, KindKernels
+from servecheck.render.tables import TextTable
 from servecheck.summary import schemes_text
 
 STATUS_STYLE = {"ok": "green", "degraded": "yellow", "fail": "bold red", "n/a": "dim"}
@@ -48,9 +48,9 @@ def _build_line(report: KernelReport) -> str | None:
 def rich_kernels(report: KernelReport) -> Group:
     """The capability table as rich renderables."""
     title = f"Kernels on {report.target_name} ({report.device.sm}), {_release(report)}"
-    t = Table(title=title, title_justify="left")
-    for col in ("Kind", "Scheme", "Min cap vs GPU", "Kernel / backend vLLM selects", "Status"):
-        t.add_column(col)
+    t = TextTable(
+        "Kind", "Scheme", "Min cap vs GPU", "Kernel / backend vLLM selects", "Status", title=title
+    )
     for row in _kernel_rows(report):
         t.add_row(
             row.kind,

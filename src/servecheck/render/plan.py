@@ -23,6 +23,7 @@ from servecheck.render.svg import (
     render_svg,
     terminal_bar,
 )
+from servecheck.render.tables import TextTable, grid
 
 STATUS_TEXT = {
     "fits": "fits",
@@ -147,24 +148,20 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
 def layouts_table(plan: Plan) -> Table:
     context = plan.options.max_model_len or plan.max_model_len
-    t = Table(
+    t = TextTable(
+        "Layout",
+        "GPUs>",
+        "Verdict",
+        "Weights>",
+        "KV cache>",
+        "KV tokens>",
+        "Max context>",
+        "Conc.>",
+        "Rejected",
         title="Parallel layouts (per GPU)",
-        title_justify="left",
         caption=f"Conc. = requests of {context:,} tokens the KV cache holds at once; Rejected = "
         "rule codes of vLLM errors (servecheck rules CODE)",
     )
-    for col, justify in (
-        ("Layout", "left"),
-        ("GPUs", "right"),
-        ("Verdict", "left"),
-        ("Weights", "right"),
-        ("KV cache", "right"),
-        ("KV tokens", "right"),
-        ("Max context", "right"),
-        ("Conc.", "right"),
-        ("Rejected", "left"),
-    ):
-        t.add_column(col, justify=justify)
     for p in plan.layouts:
         rejects = ", ".join(f.code for f in p.problems if f.severity == Severity.ERROR)
         ok = p.fits
@@ -186,9 +183,7 @@ def layouts_table(plan: Plan) -> Table:
 
 def render_plan_text(plan: Plan, console: Console, verbose: bool = False) -> None:
     util = plan.options.gpu_memory_utilization or plan.era.gpu_memory_utilization
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
+    head = grid()
     head.add_row("Model", plan.model)
     head.add_row(
         "GPUs",
@@ -265,17 +260,22 @@ def render_plan_summary(plan: Plan, console: Console) -> None:
 
 
 def render_bars(p: LayoutPlan, console: Console) -> None:
+    width = max(20, min(60, console.width - 14))
     for bar in bars(p):
         line = Text(f"  {bar.label:<9} ")
-        for text, style in terminal_bar(bar):
+        for text, style in terminal_bar(bar, width):
             line.append(text, style=style)
-        parts = dict(bar.parts)
-        line.append(
-            f"  weights {parts['weights'] / GIB:.1f} · overhead {parts['overhead'] / GIB:.1f} · "
-            f"KV {parts['kv'] / GIB:.1f} · free {parts['free'] / GIB:.1f} GiB",
-            style="dim",
-        )
         console.print(line)
+        parts = dict(bar.parts)
+        over = f" · {bar.over / GIB:.1f} GiB over the GPU" if bar.over else ""
+        console.print(
+            Text(
+                f"  {'':<9} weights {parts['weights'] / GIB:.1f} · overhead "
+                f"{parts['overhead'] / GIB:.1f} · KV {parts['kv'] / GIB:.1f} · free "
+                f"{parts['free'] / GIB:.1f} GiB{over}",
+                style="dim",
+            )
+        )
     legend = Text("  ")
     for key, label, _ in SEGMENTS:
         legend.append(TERMINAL_CHAR[key] * 2, style=TERMINAL_STYLE[key])
@@ -284,18 +284,14 @@ def render_bars(p: LayoutPlan, console: Console) -> None:
 
 
 def moe_table(plan: Plan) -> Table:
-    t = Table(
-        title="Expert tensor-parallel sizes by FP8 format (experts split by TP)",
-        title_justify="left",
-    )
-    for col in (
+    t = TextTable(
         "TP",
         "Expert width/rank",
         "Block-FP8 (compressed-tensors)",
         "Block-FP8 (fp8 method)",
         "Per-channel FP8",
-    ):
-        t.add_column(col)
+        title="Expert tensor-parallel sizes by FP8 format (experts split by TP)",
+    )
     for row in plan.moe_tp_table:
         refined = row["block_fp8_plain_refined_to"]
         plain = "yes" if row["block_fp8_plain"] else "no"

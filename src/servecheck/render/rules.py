@@ -34,12 +34,12 @@ def listing(registry: Mapping[str, Any], args: argparse.Namespace) -> None:
         ]
         write("\n".join(lines))
     elif not getattr(args, "quiet", False):
-        from rich.table import Table
+        from servecheck.render.tables import TextTable
 
-        table = Table("Code", "Name", "Severity", "Summary")
+        t = TextTable("Code", "Name", "Severity", "Summary")
         for c, r in registry.items():
-            table.add_row(c, r.name, r.severity.value, r.summary())
-        make_console().print(table)
+            t.add_row(c, r.name, r.severity.value, r.summary())
+        make_console().print(t)
 
 
 def one(r: Any, args: argparse.Namespace) -> None:

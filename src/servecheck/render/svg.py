@@ -103,15 +103,22 @@ def render_svg(plan: LayoutPlan, title: str, width: int = 640) -> str:
 
 
 def terminal_bar(bar: Bar, width: int = 60) -> list[tuple[str, str]]:
-    """(text, rich style) pieces of one bar, `width` characters for the GPU's memory."""
-    scale = width / max(bar.total, 1)
+    """(text, rich style) pieces of one bar in `width` characters; what lies beyond the GPU's
+    memory is drawn as '!'."""
+    scale = width / max(bar.total + bar.over, 1)
+    limit = round(bar.total * scale)
     pieces = []
+    pos = 0
     for key, nbytes in bar.parts:
         n = round(nbytes * scale)
-        if n:
-            pieces.append((TERMINAL_CHAR[key] * n, TERMINAL_STYLE[key]))
-    if bar.over:
-        pieces.append(("!" * max(1, round(bar.over * scale)), "bold red"))
+        within = max(0, min(n, limit - pos))
+        if within:
+            pieces.append((TERMINAL_CHAR[key] * within, TERMINAL_STYLE[key]))
+        if n > within:
+            pieces.append(("!" * (n - within), "bold red"))
+        pos += n
+    if bar.over and pos <= limit:
+        pieces.append(("!", "bold red"))
     return pieces
 
 

@@ -8,6 +8,7 @@ from rich.text import Text
 
 from servecheck.core import CheckReport
 from servecheck.findings.registry import Finding, Severity
+from servecheck.render.tables import TextTable, grid
 from servecheck.summary import ct_groups, human_bytes, kind_rows, schemes_text
 
 SEVERITY_STYLE = {
@@ -45,9 +46,7 @@ def render_text(report: CheckReport, console: Console, verbose: bool = False) ->
 
 def _header(report: CheckReport) -> Table:
     cfg = report.model
-    t = Table.grid(padding=(0, 2))
-    t.add_column(style="bold")
-    t.add_column()
+    t = grid()
     family = report.family.name if report.family else "unknown family"
     dims = f"{cfg.num_layers} layers"
     if cfg.num_nextn_predict_layers:
@@ -98,16 +97,15 @@ def _quant_line(report: CheckReport) -> str:
 
 
 def _modules_table(report: CheckReport) -> Table:
-    t = Table(title="Module resolution (vLLM naming)", title_justify="left", show_lines=False)
-    for col, justify in (
-        ("Kind", "left"),
-        ("Count", "right"),
-        ("Scheme", "left"),
-        ("Min cap", "right"),
-        ("Ignored", "right"),
-        ("Size", "right"),
-    ):
-        t.add_column(col, justify=justify)
+    t = TextTable(
+        "Kind",
+        "Count>",
+        "Scheme",
+        "Min cap>",
+        "Ignored>",
+        "Size>",
+        title="Module resolution (vLLM naming)",
+    )
     for row in kind_rows(report):
         cap = f"sm_{row.min_capability}" if row.min_capability else "-"
         count = str(row.count) + (f" ({row.mtp} MTP)" if row.mtp else "")
