@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from servecheck import fix as fix_stage
 from servecheck.checks.audit import audit
@@ -29,6 +30,9 @@ from servecheck.source.local import Checkpoint, open_local
 from servecheck.source.safetensors import DTYPE_BITS
 from servecheck.versions import resolve_version
 
+if TYPE_CHECKING:
+    from servecheck.smoke.result import SmokeResult
+
 __all__ = [
     "NO_TARGET",
     "CheckReport",
@@ -39,6 +43,7 @@ __all__ = [
     "fix",
     "plan_model",
     "propose_fix",
+    "smoke",
 ]
 
 
@@ -286,3 +291,41 @@ def compare(
     ra = check(a, vllm_version=vllm_version, target=target)
     rb = check(b, vllm_version=vllm_version, target=target)
     return compare_reports(ra, rb)
+
+
+def smoke(
+    model: str | Path,
+    *,
+    target: Target,
+    vllm_args: Sequence[str] = (),
+    python: str | None = None,
+    timeout_s: float | None = None,
+    log_path: Path | None = None,
+    record_dir: Path | None = None,
+    kernel_env: Sequence[str] = (),
+    on_prediction: Callable[[CheckReport], None] | None = None,
+    on_status: Callable[[str], None] | None = None,
+) -> SmokeResult:
+    """Predict (as `check`, for the vLLM release that will run), then load the model with that
+    vLLM in a child process, generate a few tokens, and compare what it did with the prediction.
+
+    Raises smoke.runner.VllmNotFound (an InputError) when no Python with vLLM is found."""
+    from servecheck.smoke import session
+    from servecheck.smoke.runner import find_vllm
+
+    install = find_vllm(python)
+    ckpt = open_local(model)
+    env = list(kernel_env) or session.kernel_env_of(install, target)
+    report = check_checkpoint(ckpt, vllm_version=install.version, target=target, kernel_env=env)
+    if on_prediction is not None:
+        on_prediction(report)
+    return session.run_smoke(
+        report,
+        install,
+        serve_model_arg(model),
+        vllm_args=vllm_args,
+        timeout_s=timeout_s,
+        log_path=log_path,
+        record_dir=record_dir,
+        on_status=on_status,
+    )
