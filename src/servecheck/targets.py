@@ -42,3 +42,14 @@ def _detected(count: int) -> Target:
         memory_bytes=first.memory_total_bytes,
         count=count if count > 1 else len(result.gpus),
     )
+
+
+def local_target(gpu: str | None) -> Target:
+    """The target of a run on this machine: `auto` (or None) is the local GPU, else vLLM's CPU
+    backend when no GPU is found; any other value as --gpu takes it."""
+    if gpu is None or gpu.strip().lower() == "auto":
+        try:
+            return _detected(1)
+        except InputError:
+            return target_from_option("cpu")
+    return target_from_option(gpu)

@@ -4,6 +4,6 @@ Each module defines NAME, HELP (one line), DESCRIPTION, EPILOG (examples), TAKES
 add_arguments(parser) and run(args) -> exit code. Only argparse is imported at module level.
 """
 
-from servecheck.commands import check, compare, explain, fix, gpus, plan, rules
+from servecheck.commands import check, compare, explain, fix, gpus, plan, rules, smoke
 
-COMMANDS = (check, plan, fix, compare, explain, gpus, rules)
+COMMANDS = (check, plan, smoke, fix, compare, explain, gpus, rules)

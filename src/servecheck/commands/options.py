@@ -127,3 +127,35 @@ def note_vllm_args(args: argparse.Namespace) -> None:
         sys.stderr.write(
             f"note: the vLLM arguments after '--' ({shown}) are not taken into account yet\n"
         )
+
+
+def add_vllm_run(p: argparse.ArgumentParser) -> None:
+    """Options of a command that runs the installed vLLM (smoke)."""
+    p.add_argument(
+        "--gpu",
+        default="auto",
+        metavar="NAME",
+        help="what vLLM runs on, for the prediction: 'auto' (the local GPU, else vLLM's CPU "
+        "backend), 'cpu', or a GPU name (default: auto)",
+    )
+    p.add_argument(
+        "--python",
+        metavar="PATH",
+        help="a Python that has vLLM (default: this one, else the `vllm` command's)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive_int,
+        metavar="S",
+        help="seconds before vLLM is stopped (default: from the model's size)",
+    )
+    p.add_argument(
+        "--log",
+        metavar="FILE",
+        help="where to keep vLLM's full log (default: ~/.cache/servecheck/smoke/MODEL-TIME.log)",
+    )
+    p.add_argument(
+        "--record",
+        metavar="DIR",
+        help="also write the run as a truth record (tests/data/gpu_truth schema) into DIR",
+    )

@@ -32,7 +32,9 @@ def options_from(effective: dict[str, Any]) -> ServeOptions:
 
 
 def _gib(n: float | None) -> str:
-    return "-" if n is None else f"{n / GIB:.2f} GiB"
+    if n is None:
+        return "-"
+    return f"{n / GIB:.2f} GiB" if n >= 0.1 * GIB or n == 0 else f"{n / 2**20:.1f} MiB"
 
 
 def _within(ours: float, theirs: float, rel: float) -> bool:
