@@ -171,6 +171,9 @@ def predict(name: str, rec: dict) -> Result:
         report = check(path, vllm_version=version)
     except InputError as exc:
         return kv_only(res, rec, path, version, str(exc))
+    if report.inventory.approximate:
+        # an architecture without an exact record: only vLLM's KV formula is comparable
+        return kv_only(res, rec, path, version, f"{report.model.architecture} is approximate")
     gpu = find_gpu(GPU_NAMES[rec["gpu"]])
     settings = dict(
         max_model_len=rec.get("max_model_len"),

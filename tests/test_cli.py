@@ -40,7 +40,7 @@ def test_exit_code_two_on_bad_input(tmp_path):
     assert result.exit_code == 2 and "no such file" in result.output
 
 
-def test_unknown_architecture_without_tensors_is_bad_input(tmp_path):
+def test_unknown_architecture_without_tensors_is_vllms_error(tmp_path):
     (tmp_path / "config.json").write_text(
         json.dumps(
             {
@@ -53,7 +53,8 @@ def test_unknown_architecture_without_tensors_is_bad_input(tmp_path):
         )
     )
     result = invoke(["check", str(tmp_path)])
-    assert result.exit_code == 2 and "not an architecture servecheck models" in result.output
+    assert result.exit_code == 1 and "A001" in result.output
+    assert "FooForCausalLM" in result.output
 
 
 def test_unknown_architecture_with_tensors_is_derived(tmp_path):

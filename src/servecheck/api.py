@@ -13,6 +13,7 @@ from servecheck.checks.expected import module_tensors
 from servecheck.compare import Comparison, compare_reports
 from servecheck.core import NO_TARGET, CheckReport, Target
 from servecheck.findings.registry import Finding
+from servecheck.findings.rules import architecture as arch_rules
 from servecheck.findings.rules import checkpoint as ckpt_rules
 from servecheck.fix import FixOutcome, FixProposal
 from servecheck.hardware.env import resolve_env
@@ -21,6 +22,7 @@ from servecheck.model.arch import build_inventory
 from servecheck.model.config import ModelConfig, parse_config
 from servecheck.model.family import identify
 from servecheck.model.inventory import Inventory
+from servecheck.model.support import support_findings
 from servecheck.plan import Plan, ServeOptions, attach_plan, make_plan, serve_model_arg
 from servecheck.quant.methods import Platform
 from servecheck.quant.preflight import preflight
@@ -89,7 +91,12 @@ def check_checkpoint(
     With a GPU target and `plan`, the report carries the plan for target.count GPUs."""
     version = resolve_version(vllm_version)
     cfg = parse_config(ckpt.config)
-    inventory = build_inventory(cfg, ckpt.tensors)
+    ver = version.effective
+    served, support = support_findings(
+        cfg.architectures, ckpt.config, version.requested, version.requested
+    )
+    served_as = served.span.cls if served.span else None
+    inventory = build_inventory(cfg, ckpt.tensors, served_as)
     quant = parse_quant(ckpt.config, ckpt.hf_quant_config, version)
     plat = platform_of(target)
     pre = preflight(
@@ -112,8 +119,9 @@ def check_checkpoint(
         plat=plat,
         tp=max(target.count, 1),
     )
-    findings: list[Finding] = list(quant.problems) + list(pre.findings) + list(resolution.findings)
-    ver = version.effective
+    findings: list[Finding] = (
+        support + list(quant.problems) + list(pre.findings) + list(resolution.findings)
+    )
     result = None
     if ckpt.config_only:
         findings.append(ckpt_rules.ConfigOnly.make(ver=ver))
@@ -124,6 +132,15 @@ def check_checkpoint(
         module_bytes = dict(result.module_bytes)
     if inventory.derived_from_tensors:
         findings.append(ckpt_rules.ArchitectureNotModelled.make(arch=cfg.architecture, ver=ver))
+    elif inventory.derivation == "config":
+        findings.append(
+            arch_rules.ArchitectureApproximate.make(
+                arch=cfg.architecture,
+                detail="" if served_as is None else f" (vLLM serves it with {served_as})",
+                served=served_as or "not in the registry",
+                ver=ver,
+            )
+        )
     kernels = select_kernels(
         inventory,
         resolution,

@@ -8,7 +8,7 @@ from typing import Any
 from servecheck.errors import InputError
 
 # Multimodal configs nest the language model under one of these keys.
-_TEXT_CONFIG_KEYS = ("text_config", "language_config", "llm_config")
+_TEXT_CONFIG_KEYS = ("text_config", "language_config", "llm_config", "thinker_config")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,8 @@ class ModelConfig:
     num_nextn_predict_layers: int = 0
     sliding_window: int | None = None
     layer_types: tuple[str, ...] = ()
+    # Every name in config.json's `architectures` (vLLM tries them in order).
+    architectures: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -84,14 +86,17 @@ def text_config(config: dict) -> dict:
 
 
 def parse_config(config: dict) -> ModelConfig:
-    """Build a ModelConfig; raises InputError when a required field is missing or malformed."""
-    cfg = text_config(config)
-    archs = config.get("architectures") or cfg.get("architectures") or []
-    if not isinstance(archs, list) or not archs:
+    """Build a ModelConfig; raises InputError when a required field is missing or malformed.
+
+    Keys the architecture's transformers config class would default (its record's
+    `defaults`) are filled in when config.json leaves them out."""
+    archs = config.get("architectures") or text_config(config).get("architectures") or []
+    if not isinstance(archs, list) or not archs or not all(isinstance(a, str) for a in archs):
         raise InputError("config.json has no 'architectures' list; cannot tell which model it is")
-    hidden = _int(cfg, "hidden_size", "n_embd", "d_model")
-    heads = _int(cfg, "num_attention_heads", "n_head")
-    head_dim = _opt_int(cfg, "head_dim") or (hidden // heads if heads else 0)
+    cfg = _with_defaults(text_config(config), str(archs[0]))
+    hidden = _int(cfg, "hidden_size", "n_embd", "d_model", "dim", "model_dim")
+    heads = _opt_int(cfg, "num_attention_heads", "n_head", "num_heads", "n_heads") or 0
+    head_dim = _opt_int(cfg, "head_dim", "attention_head_dim") or (hidden // heads if heads else 0)
     num_experts = (
         _opt_int(cfg, "n_routed_experts", "num_experts", "num_local_experts", "moe_num_experts")
         or 0
@@ -100,12 +105,12 @@ def parse_config(config: dict) -> ModelConfig:
         architecture=str(archs[0]),
         model_type=str(cfg.get("model_type", "")),
         hidden_size=hidden,
-        num_layers=_int(cfg, "num_hidden_layers", "n_layer", "num_layers"),
+        num_layers=_int(cfg, "num_hidden_layers", "n_layer", "num_layers", "n_layers"),
         num_heads=heads,
-        num_kv_heads=_opt_int(cfg, "num_key_value_heads", "num_kv_heads") or heads,
+        num_kv_heads=_opt_int(cfg, "num_key_value_heads", "num_kv_heads", "n_kv_heads") or heads,
         head_dim=head_dim,
         intermediate_size=_opt_int(cfg, "intermediate_size", "ffn_hidden_size") or 0,
-        vocab_size=_int(cfg, "vocab_size"),
+        vocab_size=_int(cfg, "vocab_size", "padded_vocab_size", "n_vocab"),
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         dtype=_dtype(cfg),
         max_position_embeddings=_opt_int(cfg, "max_position_embeddings"),
@@ -114,9 +119,10 @@ def parse_config(config: dict) -> ModelConfig:
         use_qk_norm=bool(cfg.get("use_qk_norm", False)),
         hidden_act=str(cfg.get("hidden_act", "silu")),
         num_experts=num_experts,
-        num_experts_per_tok=_opt_int(cfg, "num_experts_per_tok", "moe_top_k") or 0,
+        num_experts_per_tok=_opt_int(cfg, "num_experts_per_tok", "moe_top_k", "moe_k", "moe_topk")
+        or 0,
         moe_intermediate_size=_opt_int(cfg, "moe_intermediate_size") or 0,
-        num_shared_experts=_opt_int(cfg, "n_shared_experts") or 0,
+        num_shared_experts=_opt_int(cfg, "n_shared_experts", "moe_num_shared_experts") or 0,
         shared_expert_intermediate_size=_opt_int(cfg, "shared_expert_intermediate_size") or 0,
         first_k_dense_replace=_opt_int(cfg, "first_k_dense_replace") or 0,
         moe_layer_freq=_opt_int(cfg, "moe_layer_freq") or 1,
@@ -134,6 +140,7 @@ def parse_config(config: dict) -> ModelConfig:
         num_nextn_predict_layers=_opt_int(cfg, "num_nextn_predict_layers") or 0,
         sliding_window=_opt_int(cfg, "sliding_window"),
         layer_types=tuple(str(t) for t in cfg.get("layer_types") or ()),
+        architectures=tuple(archs),
         raw=cfg,
     )
 
@@ -143,11 +150,25 @@ def _dtype(cfg: dict) -> str | None:
     return str(value).removeprefix("torch.") if value else None
 
 
+def _with_defaults(cfg: dict, architecture: str) -> dict:
+    from servecheck.model.records import record_for
+
+    record = record_for(architecture)
+    if record is None or not record.defaults:
+        return cfg
+    merged = {k: v for k, v in record.defaults.items() if not k.startswith("sliding_every")}
+    merged.update(cfg)
+    return merged
+
+
 def _opt_int(cfg: dict, *keys: str) -> int | None:
     for key in keys:
         value = cfg.get(key)
         if value is None:
             continue
+        if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+            # per-layer lists (HunYuan's moe_intermediate_size, num_experts): the largest
+            value = max(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
             raise InputError(f"config.json: {key} must be an integer, got {value!r}")
         return int(value)

@@ -123,6 +123,35 @@ class Module:
 
 
 @dataclass(frozen=True)
+class CacheLayer:
+    """One layer's cache as vLLM allocates it (its get_kv_cache_spec), before tensor
+    parallelism: attention KV per token, or recurrent state per sequence.
+
+    kind: full | sliding | chunked (attention, K and V per token), mla (one latent per token),
+    mamba | mamba2 | gdn | linear_attention | short_conv (state per sequence).
+    `state` holds the unsharded dimensions the state shapes are computed from (vLLM 0.33
+    layers/mamba/mamba_utils.py MambaStateShapeCalculator).
+    """
+
+    layer: int
+    kind: str
+    window: int | None = None  # sliding window or chunk size, tokens
+    kv_heads: int = 0
+    head_size: int = 0
+    head_size_v: int = 0
+    state: tuple[tuple[str, int], ...] = ()
+    state_dtype: str | None = None  # a fixed SSM (temporal) state dtype, None = the model's
+    mtp: bool = False
+
+    @property
+    def is_attention(self) -> bool:
+        return self.kind in ("full", "sliding", "chunked", "mla")
+
+    def dim(self, name: str) -> int:
+        return dict(self.state)[name]
+
+
+@dataclass(frozen=True)
 class Inventory:
     """All modules of a model plus the facts vLLM's quantization code needs about it."""
 
@@ -135,9 +164,28 @@ class Inventory:
     # How vLLM's loader treats checkpoint tensors it has no parameter for.
     loader: LoaderRules = field(default_factory=lambda: LoaderRules())
     notes: tuple[str, ...] = ()
+    # The cache of every layer that has one (empty: derive it from the config as a plain
+    # decoder; see plan/kv_cache.py).
+    cache_layers: tuple[CacheLayer, ...] = ()
+    # "exact" (a record), "config" (generic derivation from config.json conventions) or
+    # "tensors" (from the checkpoint's tensor names).
+    derivation: str = "exact"
+    # vLLM's hf_to_vllm_mapper prefixes: (checkpoint prefix, vLLM prefix).
+    ckpt_prefixes: tuple[tuple[str, str], ...] = ()
 
     def by_name(self) -> dict[str, Module]:
         return {m.name: m for m in self.modules}
+
+    @property
+    def approximate(self) -> bool:
+        return self.derived_from_tensors or self.derivation != "exact"
+
+    def vllm_name(self, ckpt_name: str) -> str:
+        """A checkpoint tensor name as vLLM's weights mapper renames it."""
+        for ckpt, vllm in self.ckpt_prefixes:
+            if ckpt_name.startswith(ckpt):
+                return vllm + ckpt_name[len(ckpt) :]
+        return ckpt_name
 
 
 @dataclass(frozen=True)

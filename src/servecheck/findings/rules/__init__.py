@@ -1,6 +1,7 @@
 """Importing this package registers every rule."""
 
 from servecheck.findings.rules import (  # noqa: F401
+    architecture,
     checkpoint,
     dtype,
     hardware,

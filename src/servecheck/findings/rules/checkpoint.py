@@ -311,7 +311,7 @@ class ArchitectureNotModelled(Rule):
 
     code = "K016"
     name = "architecture-not-modelled"
-    severity = Severity.INFO
+    severity = Severity.WARNING
     message = "{arch} is not modelled: modules were derived from the checkpoint's tensor names"
     fix = "Treat module-level results as approximate."
     vllm_ref = "vLLM {ver} model_executor/models/registry.py"

@@ -1,43 +1,55 @@
-"""Architecture registry: vLLM model class name -> inventory builder."""
+"""Architecture dispatch: the record of an architecture -> the code that builds its inventory.
+
+Exact records come from knowledge/architectures.toml; architectures without one are derived
+from the checkpoint's tensor names when there are tensors, else from config.json conventions
+(the generic record), and the report says the result is approximate.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from servecheck.errors import InputError
-from servecheck.model.arch import deepseek, dense, gpt_oss, moe
+from servecheck.model.arch import decoder, deepseek, dense, gpt_oss, moe
 from servecheck.model.arch.generic import build_from_tensors
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import Inventory
+from servecheck.model.records import Record, generic, record_for
 from servecheck.source.safetensors import TensorInfo
 
-# vLLM 0.33 model_executor/models/registry.py maps these architectures to the classes mirrored.
-BUILDERS: dict[str, Callable[[ModelConfig], Inventory]] = {
-    "LlamaForCausalLM": dense.build,
-    "MistralForCausalLM": dense.build,  # registry: MistralForCausalLM -> llama.LlamaForCausalLM
-    "Qwen2ForCausalLM": dense.build,
-    "Qwen3ForCausalLM": dense.build,
-    "Qwen3MoeForCausalLM": moe.build_qwen3_moe,
-    "MixtralForCausalLM": moe.build_mixtral,
-    "Glm4MoeForCausalLM": moe.build_glm4_moe,
-    "DeepseekV2ForCausalLM": deepseek.build,
-    "DeepseekV3ForCausalLM": deepseek.build,
-    "GptOssForCausalLM": gpt_oss.build,
+# Layouts whose code predates the records (their records say `layout = ...`).
+LAYOUTS: dict[str, Callable[[ModelConfig], Inventory]] = {
+    "dense": dense.build,
+    "qwen3_moe": moe.build_qwen3_moe,
+    "mixtral": moe.build_mixtral,
+    "glm4_moe": moe.build_glm4_moe,
+    "deepseek": deepseek.build,
+    "gpt_oss": gpt_oss.build,
 }
 
 
 def is_modelled(architecture: str) -> bool:
-    return architecture in BUILDERS
+    return record_for(architecture) is not None
 
 
-def build_inventory(cfg: ModelConfig, tensors: Mapping[str, TensorInfo] | None) -> Inventory:
-    """The module inventory for a config, or one derived from tensor names for unknown models."""
-    builder = BUILDERS.get(cfg.architecture)
+def build_from_record(cfg: ModelConfig, record: Record) -> Inventory:
+    builder = LAYOUTS.get(record.layout)
     if builder is not None:
         return builder(cfg)
+    return decoder.build(cfg, record)
+
+
+def build_inventory(
+    cfg: ModelConfig,
+    tensors: Mapping[str, TensorInfo] | None,
+    served_as: str | None = None,
+) -> Inventory:
+    """The module inventory for a config.
+
+    served_as: the vLLM class that serves the architecture in the chosen release (an alias
+    such as InternLM3ForCausalLM -> LlamaForCausalLM finds its record through it)."""
+    record = record_for(cfg.architecture) or (record_for(served_as) if served_as else None)
+    if record is not None:
+        return build_from_record(cfg, record)
     if tensors:
         return build_from_tensors(cfg.architecture, tensors)
-    raise InputError(
-        f"{cfg.architecture} is not an architecture servecheck models, and without safetensors "
-        "files there are no tensor names to derive its modules from; pass the checkpoint folder"
-    )
+    return decoder.build(cfg, generic())

@@ -1,0 +1,346 @@
+"""Build an inventory from an architecture record: embeddings, decoder layers (attention of
+each kind, Mamba / linear-attention mixers, dense MLP or MoE), final norm, LM head, towers.
+
+The record (knowledge/architectures.toml) holds the names and choices; model/layers.py says
+what each layer is; model/arch/mixers.py builds the recurrent mixers and towers.py the
+vision/audio towers. With the `[generic]` record this is the config-only derivation used for
+architectures without a record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from servecheck.model.arch.mixers import mixer_modules
+from servecheck.model.arch.towers import tower_modules
+from servecheck.model.config import ModelConfig
+from servecheck.model.inventory import (
+    ATTN_QKV,
+    MLP_DOWN,
+    MLP_GATE_UP,
+    ROUTER,
+    SHARED_DOWN,
+    SHARED_GATE,
+    SHARED_GATE_UP,
+    CacheLayer,
+    Experts,
+    Inventory,
+    Module,
+    Param,
+    embedding,
+    gqa_attention,
+    linear,
+    lm_head,
+    routed_experts,
+)
+from servecheck.model.layers import LayerKind, plan_layers
+from servecheck.model.records import MoeRecord, Record
+
+
+def _norm(name: str, size: int, layer: int | None, record: Record) -> Module:
+    params = (Param("weight", (size,)),)
+    if record.norm_bias:
+        params += (Param("bias", (size,)),)
+    return Module(
+        name=name,
+        kind="norm",
+        layer_class=record.norm_class,
+        layer=layer,
+        receives_quant_config=False,
+        params=params,
+        tp_split="replicated",
+    )
+
+
+def _attention(record: Record, cfg: ModelConfig, i: int, p: str) -> list[Module]:
+    raw = cfg.raw
+    prefix = f"{p}.{record.attn}"
+    modules = gqa_attention(
+        prefix,
+        cfg.hidden_size,
+        cfg.num_heads,
+        cfg.num_kv_heads,
+        cfg.head_dim,
+        i,
+        qkv_bias=record.flag(record.qkv_bias, raw),
+        o_bias=record.flag(record.o_bias, raw),
+    )
+    if record.qkv == "fused":
+        # vLLM 0.33 models/phi3.py: the checkpoint stores qkv_proj already fused
+        qkv = modules[0]
+        modules[0] = linear(
+            qkv.name,
+            ATTN_QKV,
+            "QKVParallelLinear",
+            cfg.hidden_size,
+            [(qkv.name, qkv.out_features)],
+            layer=i,
+            bias=qkv.bias,
+            tp_split="qkv",
+        )
+    if record.flag(record.qk_norm, raw):
+        size = cfg.head_dim
+        q_size, k_size = size, size
+        if record.qk_norm_shape == "heads":
+            # vLLM 0.24 models/olmo2.py: q_norm / k_norm over all heads
+            q_size, k_size = cfg.num_heads * size, cfg.num_kv_heads * size
+        modules += [
+            _norm(f"{prefix}.q_norm", q_size, i, record),
+            _norm(f"{prefix}.k_norm", k_size, i, record),
+        ]
+    return modules
+
+
+def _mlp(
+    record: Record,
+    prefix: str,
+    hidden: int,
+    inter: int,
+    i: int,
+    bias: bool,
+    kinds: tuple[str, str] = (MLP_GATE_UP, MLP_DOWN),
+) -> list[Module]:
+    if record.mlp_kind == "plain":
+        up, down = record.mlp_names
+        return [
+            linear(
+                f"{prefix}.{up}",
+                kinds[0],
+                "ColumnParallelLinear",
+                hidden,
+                [(f"{prefix}.{up}", inter)],
+                layer=i,
+                bias=bias,
+            ),
+            linear(
+                f"{prefix}.{down}",
+                kinds[1],
+                "RowParallelLinear",
+                inter,
+                [(f"{prefix}.{down}", hidden)],
+                layer=i,
+                bias=bias,
+                tp_split="row",
+            ),
+        ]
+    gate_up = (
+        [(f"{prefix}.gate_up_proj", 2 * inter)]
+        if record.mlp_kind == "gated_fused"
+        else [(f"{prefix}.gate_proj", inter), (f"{prefix}.up_proj", inter)]
+    )
+    return [
+        linear(
+            f"{prefix}.gate_up_proj",
+            kinds[0],
+            "MergedColumnParallelLinear",
+            hidden,
+            gate_up,
+            layer=i,
+            bias=bias,
+        ),
+        linear(
+            f"{prefix}.down_proj",
+            kinds[1],
+            "RowParallelLinear",
+            inter,
+            [(f"{prefix}.down_proj", hidden)],
+            layer=i,
+            bias=bias,
+            tp_split="row",
+        ),
+    ]
+
+
+def _shared_size(moe: MoeRecord, cfg: ModelConfig) -> int:
+    raw = cfg.raw
+    if moe.shared_size == "n_shared_experts":
+        n = raw.get("n_shared_experts") or raw.get("num_shared_experts") or 0
+        return int(n) * cfg.moe_intermediate_size
+    value = raw.get(moe.shared_size)
+    return int(value) if isinstance(value, int) else 0
+
+
+def _moe(record: Record, cfg: ModelConfig, i: int, p: str) -> list[Module]:
+    moe = record.moe or MoeRecord()
+    raw = cfg.raw
+    prefix = f"{p}.{moe.prefix}"
+    hidden = cfg.hidden_size
+    params: tuple[Param, ...] = ()
+    correction = (
+        record.flag(moe.correction_bias, raw)
+        if isinstance(moe.correction_bias, bool)
+        else raw.get(moe.correction_bias) in (True, "noaux_tc")
+    )
+    if correction and moe.correction_bias_owner == "router":
+        params = (Param("e_score_correction_bias", (cfg.num_experts,), "F32"),)
+    modules = [
+        linear(
+            f"{prefix}.{moe.router}",
+            ROUTER,
+            "GateLinear",
+            hidden,
+            [(f"{prefix}.{moe.router}", cfg.num_experts)],
+            layer=i,
+            bias=moe.router_bias,
+            receives_quant_config=moe.router_quant,
+            tp_split="replicated",
+            params=params,
+            weight_dtype="F32" if moe.router_fp32 else None,
+        )
+    ]
+    if correction and moe.correction_bias_owner == "moe":
+        modules.append(
+            Module(
+                name=f"{prefix}.e_score_correction_bias",
+                kind="moe.correction_bias",
+                layer_class="Parameter",
+                layer=i,
+                receives_quant_config=False,
+                params=(Param("e_score_correction_bias", (cfg.num_experts,), "F32"),),
+                ckpt_name=prefix,
+                tp_split="replicated",
+            )
+        )
+    shared = _shared_size(moe, cfg) if moe.shared else 0
+    if shared:
+        modules += _mlp(
+            record,
+            f"{prefix}.{moe.shared}",
+            hidden,
+            shared,
+            i,
+            False,
+            (SHARED_GATE_UP, SHARED_DOWN),
+        )
+    if moe.shared_gate:
+        modules.append(
+            linear(
+                f"{prefix}.{moe.shared_gate}",
+                SHARED_GATE,
+                "ReplicatedLinear",
+                hidden,
+                [(f"{prefix}.{moe.shared_gate}", 1)],
+                layer=i,
+                receives_quant_config=False,
+                tp_split="replicated",
+            )
+        )
+    gate, up, down = moe.expert_names
+    inter = cfg.moe_intermediate_size or cfg.intermediate_size
+    experts = Experts(cfg.num_experts, hidden, inter, gate, up, down)
+    modules.append(routed_experts(f"{prefix}.{moe.experts}", i, experts))
+    return modules
+
+
+def moe_layer(record: Record, cfg: ModelConfig, i: int, kind: LayerKind) -> bool:
+    """Whether decoder layer i has a MoE block (the record's rule, as each vLLM model file)."""
+    if cfg.num_experts <= 0 or kind.ffn == "none":
+        return False
+    rule = (record.moe or MoeRecord()).layers
+    if rule == "pattern":
+        return kind.ffn == "moe"
+    if rule == "decoder_sparse_step":
+        # vLLM 0.33 models/qwen2_moe.py / qwen3_moe.py decoder layer
+        step = max(cfg.decoder_sparse_step, 1)
+        return i not in cfg.mlp_only_layers and (i + 1) % step == 0
+    if rule == "first_k_dense":
+        # vLLM 0.33 models/deepseek_v2.py / glm4_moe.py / ernie45_moe.py
+        return i >= cfg.first_k_dense_replace and i % max(cfg.moe_layer_freq, 1) == 0
+    if rule == "moe_layer_start":
+        start = int(cfg.raw.get("moe_layer_start_index", 0) or 0)
+        end = int(cfg.raw.get("moe_layer_end_index", cfg.num_layers - 1) or cfg.num_layers - 1)
+        step = int(cfg.raw.get("moe_layer_interval", 1) or 1)
+        return start <= i <= end and (i - start) % step == 0
+    return True
+
+
+def build(cfg: ModelConfig, record: Record) -> Inventory:
+    """The inventory of a decoder described by `record`."""
+    raw: dict[str, Any] = cfg.raw
+    plan = plan_layers(record, raw, cfg.num_layers, cfg.model_type)
+    p0 = record.prefix
+    modules: list[Module] = []
+    modules += tower_modules(record, cfg)
+    modules.append(
+        embedding(f"{p0}.{record.embed}", cfg.vocab_size, cfg.hidden_size, record.embed_quant)
+    )
+    cache: list[CacheLayer] = []
+    mlp_bias = record.flag(record.mlp_bias, raw)
+    for i, kind in enumerate(plan):
+        p = f"{p0}.layers.{i}"
+        if kind.mixer != "none" or kind.ffn != "none":
+            modules += [_norm(f"{p}.{n}", cfg.hidden_size, i, record) for n in _norms(record, kind)]
+        if kind.mixer == "attention":
+            modules += _attention(record, cfg, i, p)
+            cache.append(
+                CacheLayer(
+                    i,
+                    kind.attention,
+                    kind.window,
+                    kv_heads=cfg.num_kv_heads,
+                    head_size=cfg.head_dim,
+                    head_size_v=cfg.head_dim,
+                )
+            )
+        if kind.mixer not in ("attention", "none") or kind.parallel_mamba:
+            mods, layer_cache = mixer_modules(record, cfg, i, p, kind)
+            modules += mods
+            cache += layer_cache
+        if kind.ffn != "none":
+            if moe_layer(record, cfg, i, kind):
+                modules += _moe(record, cfg, i, p)
+            else:
+                inter = cfg.intermediate_size
+                modules += _mlp(record, f"{p}.{record.mlp}", cfg.hidden_size, inter, i, mlp_bias)
+    modules.append(_norm(f"{p0}.{record.final_norm}", cfg.hidden_size, None, record))
+    tied = record.tie == "always" or (record.tie == "config" and cfg.tie_word_embeddings)
+    if not tied:
+        head = lm_head(cfg.vocab_size, cfg.hidden_size)
+        if record.lm_head != "lm_head":
+            head = Module(
+                name=record.lm_head,
+                kind=head.kind,
+                layer_class=head.layer_class,
+                in_features=head.in_features,
+                shards=(type(head.shards[0])(record.lm_head, cfg.vocab_size),),
+                tp_split=head.tp_split,
+            )
+        modules.append(head)
+    packed = dict(record.packed) or _packed(record, modules)
+    notes = record.notes
+    return Inventory(
+        architecture=cfg.architecture,
+        modules=tuple(modules),
+        packed_modules_mapping=packed,
+        notes=notes,
+        cache_layers=tuple(cache),
+        derivation="exact" if record.exact else "config",
+        ckpt_prefixes=_ckpt_prefixes(record),
+    )
+
+
+def _norms(record: Record, kind: LayerKind) -> tuple[str, ...]:
+    if kind.mixer in ("attention", "mla") or kind.parallel_mamba or not record.mixer:
+        return record.layer_norms
+    return tuple(record.mixer.get("norms", record.layer_norms))
+
+
+def _packed(record: Record, modules: list[Module]) -> dict[str, tuple[str, ...]]:
+    packed: dict[str, tuple[str, ...]] = {}
+    if record.qkv == "split":
+        packed["qkv_proj"] = ("q_proj", "k_proj", "v_proj")
+    else:
+        packed["qkv_proj"] = ("qkv_proj",)
+    if any(m.kind in (MLP_GATE_UP, SHARED_GATE_UP) for m in modules) and record.mlp_kind != "plain":
+        fused = record.mlp_kind == "gated_fused"
+        packed["gate_up_proj"] = ("gate_up_proj",) if fused else ("gate_proj", "up_proj")
+    return packed
+
+
+def _ckpt_prefixes(record: Record) -> tuple[tuple[str, str], ...]:
+    out = []
+    if record.ckpt_prefix:
+        out.append((record.ckpt_prefix + ".", record.prefix + "."))
+    if record.ckpt_lm_head:
+        out.append((record.ckpt_lm_head, record.lm_head))
+    return tuple(out)
