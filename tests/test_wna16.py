@@ -94,3 +94,26 @@ def test_awq_group_size_without_marlin_uses_triton_awq(tmp_path):
     )
     assert methods(report)["attn.qkv_proj"] == "AutoAWQLinearMethod"
     assert "awq_gemm" in kinds(report)["attn.qkv_proj"].kernels_text()
+
+
+def test_modelopt_algos_per_module(tmp_path):
+    """ModelOpt FP8 and NVFP4 map to the kernels of the same weight/activation keys."""
+    from test_preflight import MODELOPT_FP8
+
+    fp8 = config(tmp_path, MODELOPT_FP8)
+    a100 = check(fp8, target=gpu("A100"))
+    assert methods(a100)["attn.qkv_proj"] == "ModelOptLinearMethod"
+    assert "Marlin FP8" in kinds(a100)["attn.qkv_proj"].kernels_text()
+    assert "H003" in codes(a100) and "Q010" not in codes(a100)
+    assert "CUTLASS" in kinds(check(fp8, target=gpu("H100")))["attn.qkv_proj"].kernels_text()
+    nvfp4 = {
+        "quant_method": "modelopt",
+        "quant_algo": "NVFP4",
+        "group_size": 16,
+        "ignore": ["lm_head", "model.layers.1*"],
+    }
+    report = check(config(tmp_path, nvfp4, base=MIXTRAL), target=gpu("B200"))
+    by_name = {r.module.name: r for r in report.resolution.resolutions}
+    assert by_name["model.layers.0.block_sparse_moe.experts"].method == "ModelOptNvFp4FusedMoE"
+    assert by_name["model.layers.1.self_attn.qkv_proj"].ignored  # 'path*' excludes the subtree
+    assert "FLASHINFER" in kinds(report)["moe.experts"].kernels_text()

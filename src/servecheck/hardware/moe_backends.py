@@ -51,9 +51,9 @@ def moe_backend(res: Resolution, ctx: Context) -> KernelChoice | None:
     method = res.moe_method or res.method
     if method == "UnquantizedFusedMoEMethod":
         return _unquantized(ctx)
-    if method in ("CompressedTensorsW8A8Fp8MoEMethod", "Fp8MoEMethod"):
+    if method in ("CompressedTensorsW8A8Fp8MoEMethod", "Fp8MoEMethod", "ModelOptFp8MoEMethod"):
         return _fp8(res, ctx)
-    if method == "CompressedTensorsW4A4Nvfp4MoEMethod":
+    if method in ("CompressedTensorsW4A4Nvfp4MoEMethod", "ModelOptNvFp4FusedMoE"):
         return _nvfp4(res, ctx)
     if method == "CompressedTensorsWNA16MoEMethod":
         return _wna16(res, ctx)
@@ -203,6 +203,13 @@ def _fp8_keys(res: Resolution, ctx: Context) -> tuple[Layer, bool, tuple[str, ..
     notes: list[str] = []
     experts = res.module.experts
     assert experts is not None
+    if res.method == "ModelOptFp8MoEMethod":
+        # vLLM 0.33 modelopt.py ModelOptFp8MoEMethod.__init__: static per-tensor keys for
+        # every FP8 algo, select_fp8_moe_backend without vLLM CUTLASS
+        layer = Layer(
+            weight_key="kFp8StaticTensorSym", act_key="kFp8StaticTensorSym", act_static=True
+        )
+        return layer, False, ()
     if res.method == "Fp8MoEMethod":
         # vLLM 0.33 layers/quantization/fp8.py:492-527 Fp8MoEMethod.__init__
         # (allow_vllm_cutlass=False)

@@ -283,6 +283,9 @@ def detect_method(
     """vLLM config/model.py _verify_quantization up to the mismatch check."""
     if raw is None:
         return Detection(method=user, checkpoint_method="")
+    if not raw.get("quant_method") and checkpoint_method:
+        # model_arch_config_convertor normalises ModelOpt's producer/quant_algo form first
+        raw = {**raw, "quant_method": checkpoint_method}
     overrides = override_order(version)
     if user == "humming":
         overrides = ["humming", *overrides]

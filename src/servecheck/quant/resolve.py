@@ -53,6 +53,7 @@ WNA16_METHODS = {
 }
 
 
+MODELOPT_METHODS = frozenset({"modelopt", "modelopt_fp4", "modelopt_mxfp8", "modelopt_mixed"})
 # Methods the plain resolver models itself (mxfp4: unquantized linears + MXFP4 experts).
 PLAIN_MODELLED = frozenset({"mxfp4", "gpt_oss_mxfp4"})
 
@@ -79,6 +80,10 @@ def resolve(
 
         cfg = Wna16Config.parse(WNA16_METHODS[method], quant.raw)
         resolver = Wna16Resolver(inventory, cfg, method, row.config_class, version, plat, tp)
+    elif method in MODELOPT_METHODS and row is not None:
+        from servecheck.quant.modelopt import ModeloptConfig, ModeloptResolver
+
+        resolver = ModeloptResolver(inventory, ModeloptConfig.parse(quant.raw), version, capability)
     elif quant.fp8 is not None:
         resolver = _Fp8Resolver(inventory, quant, version, capability)
     else:
