@@ -28,7 +28,8 @@ from servecheck.quant.methods import Platform
 from servecheck.quant.preflight import preflight
 from servecheck.quant.resolve import ResolutionResult, resolve
 from servecheck.quant.spec import parse_quant
-from servecheck.source.local import Checkpoint, open_local
+from servecheck.source.local import Checkpoint
+from servecheck.source.resolve import open_model
 from servecheck.source.safetensors import DTYPE_BITS
 from servecheck.versions import resolve_version
 
@@ -43,6 +44,7 @@ __all__ = [
     "check_checkpoint",
     "compare",
     "fix",
+    "open_model",
     "plan_model",
     "propose_fix",
     "smoke",
@@ -58,15 +60,19 @@ def check(
     quantization: str | None = None,
     dtype: str | None = None,
     propose_fix: bool = False,
+    revision: str | None = None,
+    offline: bool | None = None,
 ) -> CheckReport:
-    """Run every check on a local checkpoint folder or config.json.
+    """Run every check on a model: a folder, a config.json, or a Hub id `org/name[@revision]`
+    (the Hugging Face cache first, then the Hub's config and safetensors headers; `offline`,
+    default HF_HUB_OFFLINE, reads only the caches).
 
     ``quantization`` and ``dtype`` are vLLM's ``--quantization`` and ``--dtype`` (None: not
     passed, i.e. the checkpoint's method and ``auto``). With `propose_fix`, the report also
     carries a verified ignore-list fix (report.fix) or the reason there is none
     (report.fix_unavailable)."""
     report = check_checkpoint(
-        open_local(model),
+        open_model(model, revision=revision, offline=offline),
         vllm_version=vllm_version,
         target=target,
         kernel_env=kernel_env,
@@ -153,7 +159,7 @@ def check_checkpoint(
     )
     if kernels is not None:
         findings += kernels.findings
-    notes = tuple(n for n in (version.note(), *inventory.notes) if n)
+    notes = tuple(n for n in (version.note(), *inventory.notes, _weights_note(ckpt)) if n)
     findings.sort(key=lambda f: (f.severity.rank, f.code))
     report = CheckReport(
         location=ckpt.location,
@@ -189,6 +195,8 @@ def plan_model(
     options: ServeOptions | None = None,
     vllm_version: str | None = None,
     kernel_env: Sequence[str] = (),
+    revision: str | None = None,
+    offline: bool | None = None,
 ) -> Plan:
     """Check a checkpoint and plan it on `gpus` x `nodes` GPUs named `gpu` (planned once)."""
     from servecheck.hardware.gpus import find_gpu
@@ -201,15 +209,27 @@ def plan_model(
         memory_bytes=row.total_memory_bytes,
         count=gpus * nodes,
     )
+    ckpt = open_model(model, revision=revision, offline=offline)
     report = check_checkpoint(
-        open_local(model),
+        ckpt,
         vllm_version=vllm_version,
         target=target,
         kernel_env=kernel_env,
         plan=False,
     )
-    return make_plan(
-        report, row, gpus, nodes, options or ServeOptions(), model_arg=serve_model_arg(model)
+    model_arg = ckpt.location if ckpt.source and ckpt.source.repo_id else serve_model_arg(model)
+    return make_plan(report, row, gpus, nodes, options or ServeOptions(), model_arg=model_arg)
+
+
+def _weights_note(ckpt: Checkpoint) -> str | None:
+    """Says so when the weights exist only in another format than safetensors."""
+    files = ckpt.other_weight_files
+    if not ckpt.config_only or not files:
+        return None
+    shown = ", ".join(files[:3]) + (f", ... ({len(files)} files)" if len(files) > 3 else "")
+    return (
+        f"no safetensors files, only {shown}: servecheck reads safetensors headers, so the "
+        "tensors are inferred from config.json"
     )
 
 

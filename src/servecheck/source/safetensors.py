@@ -88,27 +88,40 @@ def read_header(path: str | os.PathLike[str]) -> ShardHeader:
             head = f.read(8)
             if len(head) < 8:
                 raise InputError(f"{path.name}: not a safetensors file ({file_size} bytes long)")
-            (header_len,) = struct.unpack("<Q", head)
-            if header_len > MAX_HEADER_BYTES:
-                raise InputError(
-                    f"{path.name}: header claims {header_len:,} bytes, over the "
-                    f"{MAX_HEADER_BYTES:,}-byte limit; the file is corrupt or not safetensors"
-                )
-            if header_len > file_size - 8:
-                raise HeaderTruncated(
-                    f"{path.name}: header is truncated (declares {header_len:,} bytes, the file "
-                    f"has {max(file_size - 8, 0):,} after the length prefix); re-download it"
-                )
+            header_len = check_header_length(path.name, head, file_size)
             raw = f.read(header_len)
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    return parse_header_bytes(path, raw, file_size)
+
+
+def check_header_length(name: str, head: bytes, file_size: int) -> int:
+    """The header length the first 8 bytes announce, refused when over the cap or longer than
+    the file (HeaderTruncated). `file_size` is the whole file's size in bytes."""
+    (header_len,) = struct.unpack("<Q", head[:8])
+    if header_len > MAX_HEADER_BYTES:
+        raise InputError(
+            f"{name}: header claims {header_len:,} bytes, over the "
+            f"{MAX_HEADER_BYTES:,}-byte limit; the file is corrupt or not safetensors"
+        )
+    if header_len > file_size - 8:
+        raise HeaderTruncated(
+            f"{name}: header is truncated (declares {header_len:,} bytes, the file "
+            f"has {max(file_size - 8, 0):,} after the length prefix); re-download it"
+        )
+    return header_len
+
+
+def parse_header_bytes(path: Path, raw: bytes, file_size: int) -> ShardHeader:
+    """Parse a header's JSON bytes (without the 8-byte length prefix) read from `path`, a local
+    file or the name of a remote one."""
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path.name}: header is not valid JSON ({exc})") from exc
     if not isinstance(header, dict):
         raise InputError(f"{path.name}: header is not a JSON object")
-    return _parse_header(path, header, header_len, file_size)
+    return _parse_header(path, header, len(raw), file_size)
 
 
 def _parse_header(path: Path, header: dict, header_len: int, file_size: int) -> ShardHeader:

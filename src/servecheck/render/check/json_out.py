@@ -17,6 +17,8 @@ def to_dict(report: CheckReport) -> dict[str, Any]:
         "servecheck_version": __version__,
         "verdict": report.verdict,
         "location": report.location,
+        # Where the files were read: local, the Hugging Face cache, or the Hub, with the commit.
+        "source": report.checkpoint.source.as_dict() if report.checkpoint.source else None,
         "vllm_version": {
             "requested": report.version.requested,
             "mirrored": report.version.effective,

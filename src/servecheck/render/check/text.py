@@ -54,7 +54,8 @@ def _header(report: CheckReport) -> Table:
     dims += f", hidden {cfg.hidden_size}, {cfg.num_heads} heads / {cfg.num_kv_heads} KV"
     if cfg.is_moe:
         dims += f", {cfg.num_experts} experts (top-{cfg.num_experts_per_tok})"
-    t.add_row("Checkpoint", report.location)
+    source = report.checkpoint.source
+    t.add_row("Checkpoint", source.describe() if source else report.location)
     t.add_row("Model", f"{cfg.architecture} ({family}): {dims}")
     ckpt = report.checkpoint
     if ckpt.config_only:
