@@ -28,7 +28,7 @@ from servecheck.quant.methods import Platform
 from servecheck.quant.preflight import preflight
 from servecheck.quant.resolve import ResolutionResult, resolve
 from servecheck.quant.spec import parse_quant
-from servecheck.source.local import Checkpoint
+from servecheck.source.local import Checkpoint, open_local
 from servecheck.source.resolve import open_model
 from servecheck.source.safetensors import DTYPE_BITS
 from servecheck.versions import resolve_version
