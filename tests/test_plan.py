@@ -385,9 +385,20 @@ def test_plan_cli_formats():
     tp2 = next(lay for lay in data["layouts"] if lay["layout"] == "TP2")
     assert tp2["fits"] and tp2["kv_cache_tokens"] > 0 and tp2["stages"][0]["num_blocks"] > 0
     md = invoke([*base, "--format", "markdown"]).stdout
-    assert "<svg" in md and "</svg>" in md and "```sh" in md
+    svg = svg_images(md)
+    assert len(svg) == 1 and svg[0].startswith("<svg") and "</svg>" in svg[0]
+    assert "<svg" not in md and "```sh" in md  # the chart is an image, not markup in the text
     one = invoke(["plan", str(GLM_AIR), "--gpu", "RTX PRO 6000"])
     assert one.exit_code == 1
+
+
+def svg_images(md: str) -> list[str]:
+    """The SVG documents of the markdown's data-URI images."""
+    import base64
+    import re
+
+    found = re.findall(r"!\[[^\]]*\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", md)
+    return [base64.b64decode(d).decode("utf-8") for d in found]
 
 
 def test_check_markdown_embeds_svg():
@@ -395,7 +406,8 @@ def test_check_markdown_embeds_svg():
     from servecheck.render.check.markdown import render_markdown
 
     md = render_markdown(report)
-    assert "## Memory and parallelism plan" in md and "<svg" in md
+    assert "## Memory and parallelism plan" in md and "<svg" not in md
+    assert "Memory per GPU, TP2" in svg_images(md)[0]
 
 
 def test_mutated_inputs_are_not_shared():

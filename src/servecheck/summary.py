@@ -55,9 +55,14 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """'1 error', '2 errors'; '1 entry', '3 entries' with the plural given."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
 def entries_text(n: int) -> str:
     """'1 entry', '3 entries'."""
-    return f"{n} entr{'y' if n == 1 else 'ies'}"
+    return counted(n, "entry", "entries")
 
 
 def schemes_text(schemes: dict[str, int]) -> str:

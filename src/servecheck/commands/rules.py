@@ -18,6 +18,7 @@ TAKES_VLLM_ARGS = False
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("code", nargs="?", metavar="CODE", help="a finding code (R001) or name")
+    o.add_version(p)
     o.add_format(p)
 
 
@@ -25,15 +26,17 @@ def run(args: argparse.Namespace) -> int:
     from servecheck.errors import InputError
     from servecheck.findings.catalog import all_rules
     from servecheck.render import rules as render
+    from servecheck.versions import resolve_version
 
     registry = all_rules()
+    version = resolve_version(args.vllm_version).effective
     if args.code is None:
-        render.listing(registry, args)
+        render.listing(registry, version, args)
         return 0
     key = args.code.upper()
     if key not in registry:
         key = next((c for c, r in registry.items() if r.name == args.code), "")
     if not key:
         raise InputError(f"unknown rule {args.code!r}; `servecheck rules` lists them")
-    render.one(registry[key], args)
+    render.one(registry[key], version, args)
     return 0

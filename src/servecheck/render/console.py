@@ -24,13 +24,42 @@ def make_console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     tty = _isatty(stream)
     return Console(
-        file=stream,
+        file=stream if tty else _TrailingSpaceStripper(stream),
         width=None if tty else PIPE_WIDTH,
         no_color="NO_COLOR" in os.environ,
         highlight=False,
         soft_wrap=False,
         force_terminal=None,
     )
+
+
+class _TrailingSpaceStripper:
+    """A file for the console in a pipe: table cells are padded with spaces to the column
+    width; lines leave without them."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        if lines:
+            self.stream.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending.strip(" ") == "":
+            return  # spaces only so far: they may be trailing; keep them until the line ends
+        self.stream.write(self.pending)
+        self.pending = ""
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
 
 
 def _isatty(stream: Any) -> bool:

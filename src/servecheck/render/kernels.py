@@ -89,7 +89,7 @@ def markdown_kernels(report: KernelReport) -> list[str]:
         f"## Kernels on {report.target_name} ({report.device.sm})",
         "",
         f"What {_release(report)} selects for each layer on this target "
-        "(the seed's capability table, extended with the kernel that will actually run).",
+        "(each layer's minimum compute capability against the GPU's, and the kernel that runs).",
         "",
         "| Kind | Scheme | Min capability | On this GPU | Kernel / backend | Status |",
         "|---|---|---:|:---:|---|---|",

@@ -20,7 +20,7 @@ from servecheck.render.svg import (
     TERMINAL_CHAR,
     TERMINAL_STYLE,
     bars,
-    render_svg,
+    svg_image,
     terminal_bar,
 )
 from servecheck.render.tables import TextTable, grid
@@ -57,6 +57,17 @@ def exit_code(plan: Plan) -> int:
     if not plan.fits:
         return exit_codes.PROBLEMS
     return exit_codes.for_findings(plan.findings)
+
+
+def rejected_codes(p: LayoutPlan) -> str:
+    """The codes of the vLLM errors that reject a layout, each once."""
+    codes = dict.fromkeys(f.code for f in p.problems if f.severity == Severity.ERROR)
+    return ", ".join(codes)
+
+
+def kv_text(nbytes: float) -> str:
+    """KV-cache memory per GPU; nothing left (weights and overheads take it all) is said so."""
+    return f"{nbytes / GIB:.1f} GiB" if nbytes > 0 else "none left"
 
 
 def _g(n: float) -> float:
@@ -163,7 +174,7 @@ def layouts_table(plan: Plan) -> Table:
         "rule codes of vLLM errors (servecheck rules CODE)",
     )
     for p in plan.layouts:
-        rejects = ", ".join(f.code for f in p.problems if f.severity == Severity.ERROR)
+        rejects = rejected_codes(p)
         ok = p.fits
         style = "green" if ok else ("red" if p.status != "context" else "yellow")
         has_kv = p.stages and p.available_kv > 0
@@ -172,7 +183,7 @@ def layouts_table(plan: Plan) -> Table:
             str(p.layout.world),
             Text(STATUS_TEXT[p.status], style=style),
             f"{p.weights_per_gpu / GIB:.1f} GiB" if p.stages else "-",
-            f"{p.available_kv / GIB:.1f} GiB" if p.stages else "-",
+            kv_text(p.available_kv) if p.stages else "-",
             f"{p.kv_tokens:,}" if has_kv else "-",
             f"{p.longest:,}" if has_kv and p.valid else "-",
             f"{p.concurrency:.2f}x" if has_kv and p.valid else "-",
@@ -312,7 +323,8 @@ def moe_table(plan: Plan) -> Table:
 # Markdown
 
 
-def render_plan_markdown(plan: Plan, heading: str = "##") -> str:
+def render_plan_markdown(plan: Plan, heading: str = "##", findings: bool = True) -> str:
+    """The plan section; `findings=False` when the report around it lists them already."""
     util = plan.options.gpu_memory_utilization or plan.era.gpu_memory_utilization
     context = plan.options.max_model_len or plan.max_model_len
     out = [
@@ -328,11 +340,11 @@ def render_plan_markdown(plan: Plan, heading: str = "##") -> str:
         "|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for p in plan.layouts:
-        rejects = ", ".join(f.code for f in p.problems if f.severity == Severity.ERROR)
+        rejects = rejected_codes(p)
         has_kv = p.stages and p.available_kv > 0 and p.valid
         out.append(
             f"| {p.layout.label} | {p.layout.world} | {STATUS_TEXT[p.status]} | "
-            f"{p.weights_per_gpu / GIB:.1f} GiB | {p.available_kv / GIB:.1f} GiB | "
+            f"{p.weights_per_gpu / GIB:.1f} GiB | {kv_text(p.available_kv)} | "
             + (f"{p.kv_tokens:,} | {p.longest:,} | {p.concurrency:.2f}x" if has_kv else "– | – | –")
             + f" | {rejects} |"
         )
@@ -341,7 +353,7 @@ def render_plan_markdown(plan: Plan, heading: str = "##") -> str:
     if rec is not None:
         out += [f"**Recommended: {rec.layout.label}**", ""]
         out += [f"> {note}" for note in plan.notes] + ([""] if plan.notes else [])
-        out.append(render_svg(rec, f"Memory per GPU, {rec.layout.label} on {plan.gpu.name}"))
+        out.append(svg_image(rec, f"Memory per GPU, {rec.layout.label} on {plan.gpu.name}"))
         out += ["", "```sh", plan.command.text() if plan.command else "", "```", ""]
     else:
         out += ["**No layout of these GPUs fits.**", ""]
@@ -351,7 +363,7 @@ def render_plan_markdown(plan: Plan, heading: str = "##") -> str:
             default=None,
         )
         if worst is not None:
-            out.append(render_svg(worst, f"Memory per GPU, {worst.layout.label} (does not fit)"))
+            out.append(svg_image(worst, f"Memory per GPU, {worst.layout.label} (does not fit)"))
             out.append("")
     if plan.moe_tp_table:
         out += [
@@ -373,7 +385,7 @@ def render_plan_markdown(plan: Plan, heading: str = "##") -> str:
                 f"{'yes' if row['per_channel_fp8'] else 'no'} |"
             )
         out.append("")
-    for f in plan.findings:
+    for f in plan.findings if findings else ():
         if f.severity == Severity.INFO and f.code not in ("M005", "M009"):
             continue
         out.append(f"- **{f.code}** {f.message}")

@@ -102,16 +102,26 @@ def render_svg(plan: LayoutPlan, title: str, width: int = 640) -> str:
     return "\n".join(out)
 
 
+def svg_image(plan: LayoutPlan, title: str) -> str:
+    """The chart as a markdown image whose source is a data URI (no SVG markup in the text)."""
+    import base64
+
+    data = base64.b64encode(render_svg(plan, title).encode("utf-8")).decode("ascii")
+    return f"![{title}](data:image/svg+xml;base64,{data})"
+
+
 def terminal_bar(bar: Bar, width: int = 60) -> list[tuple[str, str]]:
     """(text, rich style) pieces of one bar in `width` characters; what lies beyond the GPU's
     memory is drawn as '!'."""
     scale = width / max(bar.total + bar.over, 1)
     limit = round(bar.total * scale)
     pieces = []
-    pos = 0
+    pos = 0  # characters drawn; segment ends are rounded cumulatively so the bar is exact
+    cumulative = 0
     for key, nbytes in bar.parts:
-        n = round(nbytes * scale)
-        within = max(0, min(n, limit - pos))
+        cumulative += nbytes
+        n = round(cumulative * scale) - pos
+        within = max(0, min(n, limit - pos)) if bar.over else n
         if within:
             pieces.append((TERMINAL_CHAR[key] * within, TERMINAL_STYLE[key]))
         if n > within:

@@ -1,6 +1,6 @@
-"""The "Recommended action plan" of the markdown report, generated from findings and from a
-fix that servecheck proposed and verified (servecheck.fix), like the seed investigation's plan
-but with every step checked."""
+"""The "Recommended action plan" of the markdown report, generated from the findings, from a
+fix that servecheck proposed and verified (servecheck.fix), and from the plan's launch command,
+every step checked."""
 
 from __future__ import annotations
 
@@ -73,8 +73,20 @@ def action_plan(report: CheckReport) -> list[str]:
     blocked = bool(rest) or bool(proposal and proposal.unfixable)
     step += 1
     out += [f"### {step}. Load test" + (" (after the steps above)" if blocked else ""), ""]
-    out += ["```bash", f"vllm serve {load_dir}", "```", ""]
+    out += ["```bash", launch_command(report, folder, load_dir), "```", ""]
     return out
+
+
+def launch_command(report: CheckReport, folder: str, load_dir: str) -> str:
+    """The plan's recommended `vllm serve` command (layout, context, KV-cache dtype) when there
+    is one, pointed at the folder to load (the fixed overlay after a fix step)."""
+    plan = report.plan
+    if plan is None or plan.command is None:
+        return f"vllm serve {load_dir}"
+    text = plan.command.text()
+    if load_dir != shlex.quote(folder):
+        text = text.replace(f"vllm serve {shlex.quote(folder)}", f"vllm serve {load_dir}", 1)
+    return text
 
 
 def _fix_step(step: int, proposal, loc: str, fixed_dir: str) -> list[str]:

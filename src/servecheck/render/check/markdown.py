@@ -1,4 +1,5 @@
-"""Markdown report: the seed investigation's structure, generated and correct."""
+"""`servecheck check --format markdown`: overview, model, quantization, module resolution,
+kernels, findings, plan and a verified action plan."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from servecheck.core import CheckReport
 from servecheck.findings.registry import Severity
 from servecheck.render.check.action_plan import action_plan
 from servecheck.render.check.text import _quant_line
-from servecheck.summary import human_bytes, kind_rows, schemes_text
+from servecheck.summary import counted, entries_text, human_bytes, kind_rows, schemes_text
 
 ICON = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.INFO: "ℹ️"}
 
@@ -19,8 +20,8 @@ def render_markdown(report: CheckReport) -> str:
     errors = [f for f in report.findings if f.severity == Severity.ERROR]
     warnings = [f for f in report.findings if f.severity == Severity.WARNING]
     out.append(
-        f"**Verdict: {report.verdict.upper()}** — {len(errors)} errors, "
-        f"{len(warnings)} warnings, predicted for vLLM {report.version.effective}"
+        f"**Verdict: {report.verdict.upper()}** — {counted(len(errors), 'error')}, "
+        f"{counted(len(warnings), 'warning')}, predicted for vLLM {report.version.effective}"
         + (f" on {report.target.name}" if report.target.kind != "none" else "")
         + "."
     )
@@ -66,8 +67,8 @@ def render_markdown(report: CheckReport) -> str:
     if report.quant.ignore_list:
         shown = report.quant.ignore_list[:12]
         out.append(
-            "Ignore list ({} entries): {}{}".format(
-                len(report.quant.ignore_list),
+            "Ignore list ({}): {}{}".format(
+                entries_text(len(report.quant.ignore_list)),
                 ", ".join(f"`{x}`" for x in shown),
                 " …" if len(report.quant.ignore_list) > len(shown) else "",
             )
@@ -114,7 +115,7 @@ def render_markdown(report: CheckReport) -> str:
     if getattr(report, "plan", None) is not None:
         from servecheck.render.plan import render_plan_markdown
 
-        out += [render_plan_markdown(report.plan)]
+        out += [render_plan_markdown(report.plan, findings=False)]  # listed once, above
     out += ["## Recommendation", ""]
     if errors:
         out.append("vLLM will not load this checkpoint as it stands; follow the plan below.")

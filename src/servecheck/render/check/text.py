@@ -9,7 +9,14 @@ from rich.text import Text
 from servecheck.core import CheckReport
 from servecheck.findings.registry import Finding, Severity
 from servecheck.render.tables import TextTable, grid
-from servecheck.summary import ct_groups, human_bytes, kind_rows, schemes_text
+from servecheck.summary import (
+    counted,
+    ct_groups,
+    entries_text,
+    human_bytes,
+    kind_rows,
+    schemes_text,
+)
 
 SEVERITY_STYLE = {
     Severity.ERROR: ("✖", "bold red"),
@@ -39,7 +46,10 @@ def render_text(report: CheckReport, console: Console, verbose: bool = False) ->
         hidden = sum(f.severity == Severity.INFO for f in report.findings)
         if hidden and not verbose:
             console.print(
-                Text(f"  ({hidden} info findings hidden; --verbose shows them)", style="dim")
+                Text(
+                    f"  ({counted(hidden, 'info finding')} hidden; --verbose shows them)",
+                    style="dim",
+                )
             )
     console.print(_verdict(report))
 
@@ -88,7 +98,7 @@ def _quant_line(report: CheckReport) -> str:
     parts = [q.method]
     if q.ct is not None:
         parts += [f"{name}: {text}" for name, text in ct_groups(q.ct)]
-        parts.append(f"ignore: {len(q.ct.ignore)} entries")
+        parts.append(f"ignore: {entries_text(len(q.ct.ignore))}")
     elif q.fp8 is not None:
         block = q.fp8.weight_block_size
         parts.append(f"block {block[0]}x{block[1]}" if block else "per-tensor")
@@ -148,5 +158,5 @@ def _verdict(report: CheckReport) -> Text:
     warnings = sum(f.severity == Severity.WARNING for f in report.findings)
     text = Text("\nVerdict: ")
     text.append(report.verdict.upper(), style=VERDICT_STYLE[report.verdict])
-    text.append(f" ({errors} errors, {warnings} warnings)")
+    text.append(f" ({counted(errors, 'error')}, {counted(warnings, 'warning')})")
     return text
