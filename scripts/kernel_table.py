@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from servecheck.hardware.kernel_matrix import render_markdown
+from servecheck.versions import Release
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "kernel-table.md"
 
@@ -23,7 +24,7 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     parser.add_argument("--version", default="0.33.0", help="vLLM release to mirror")
     args = parser.parse_args()
-    text = render_markdown(args.version)
+    text = render_markdown(Release.parse(args.version))
     if args.check:
         current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
         if current != text:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from conftest import ROOT
 from servecheck.hardware.kernel_matrix import COLUMNS, matrix, render_markdown
+from servecheck.versions import Release
 
 
 def test_committed_kernel_table_is_current():
     committed = (ROOT / "docs" / "kernel-table.md").read_text(encoding="utf-8")
-    assert committed == render_markdown("0.33.0"), (
+    assert committed == render_markdown(Release.parse("0.33.0")), (
         "docs/kernel-table.md is stale: run python scripts/kernel_table.py"
     )
 
 
 def test_kernel_table_shape_and_key_cells():
-    rows = dict(matrix("0.33.0"))
+    rows = dict(matrix(Release.parse("0.33.0")))
     titles = [c[0] for c in COLUMNS]
     assert titles[:8] == ["sm_75", "sm_80", "sm_86", "sm_89", "sm_90", "sm_100", "sm_120", "sm_121"]
 

@@ -14,6 +14,7 @@ from servecheck.api import Target, check
 from servecheck.hardware.conditions import cap_matches
 from servecheck.hardware.env import resolve_env
 from servecheck.hardware.gpus import find_gpu
+from servecheck.versions import Release
 
 GLM_AIR = EXAMPLES / "glm-4.5-air-derestricted-fp8"
 
@@ -164,7 +165,7 @@ def test_forced_deep_gemm_on_ada_is_an_error():
 
 def test_deep_gemm_devices_keyed_by_version():
     # 0.11 utils/deep_gemm.py:23-30: cap 90 or 100 exactly; 0.33 adds the 10x and 12x families
-    assert resolve_env("0.11.0").has("deep_gemm") is False
+    assert resolve_env(Release.parse("0.11.0")).has("deep_gemm") is False
     k11 = run(BLOCK, "RTX PRO 6000", "deep_gemm=1", version="0.11.0").kernels.by_name()
     assert k11["model.layers.0.self_attn.qkv_proj"].choice.kernel != (
         "DeepGemmFp8BlockScaledMMKernel"
@@ -309,10 +310,10 @@ def test_kernel_env_errors():
     from servecheck.errors import InputError
 
     with pytest.raises(InputError):
-        resolve_env("0.33.0", ["nonsense=1"])
+        resolve_env(Release.parse("0.33.0"), ["nonsense=1"])
     with pytest.raises(InputError):
-        resolve_env("0.33.0", ["cuda"])
-    env = resolve_env("0.33.0", ["deep_gemm=0,VLLM_USE_DEEP_GEMM=0", "cuda=12.9"])
+        resolve_env(Release.parse("0.33.0"), ["cuda"])
+    env = resolve_env(Release.parse("0.33.0"), ["deep_gemm=0,VLLM_USE_DEEP_GEMM=0", "cuda=12.9"])
     assert not env.has("deep_gemm") and env.is_set("VLLM_USE_DEEP_GEMM") and env.cuda == "12.9"
 
 
@@ -330,8 +331,12 @@ def test_no_linear_kernel_error_quotes_vllm():
     res = next(r for r in report.resolution.resolutions if r.scheme == "WNA16")
     res = replace(res, weights=replace(res.weights, group_size=256))
     a100 = Device("cuda", 80)
-    ctx33 = Context(a100, "0.33.0", resolve_env("0.33.0"), dtype="bfloat16")
-    ctx11 = Context(a100, "0.11.0", resolve_env("0.11.0"), dtype="bfloat16")
+    ctx33 = Context(
+        a100, Release.parse("0.33.0"), resolve_env(Release.parse("0.33.0")), dtype="bfloat16"
+    )
+    ctx11 = Context(
+        a100, Release.parse("0.11.0"), resolve_env(Release.parse("0.11.0")), dtype="bfloat16"
+    )
     assert linear_kernel(res, ctx33).kernel == "TritonW4A16LinearKernel"
     choice = linear_kernel(res, ctx11)
     assert choice.error == "Failed to find a kernel that can implement the WNA16 linear layer."

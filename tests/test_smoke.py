@@ -235,7 +235,7 @@ def test_smoke_of_a_run_that_generated(tmp_path: Path) -> None:
         "note": "",
     }
     assert rows["KV tokens"]["agree"] is None  # vLLM's CPU KV sizing is not modelled
-    assert "predicted for vLLM 0.32.0 (as 0.33.0, the nearest read) on cpu: ok" in done.stderr
+    assert "predicted for vLLM 0.32.0 on cpu: ok" in done.stderr
     assert data["command"].startswith("vllm serve ")
 
 

@@ -18,6 +18,7 @@ from servecheck.findings.rules import checkpoint as ckpt_rules
 from servecheck.fix import FixOutcome, FixProposal
 from servecheck.hardware.env import resolve_env
 from servecheck.hardware.plan_kernels import select_kernels
+from servecheck.host import installed_vllm_version
 from servecheck.model.arch import build_inventory
 from servecheck.model.config import ModelConfig, parse_config
 from servecheck.model.family import identify
@@ -95,7 +96,7 @@ def check_checkpoint(
     """Run every check on an opened checkpoint (e.g. one whose config was edited in memory).
 
     With a GPU target and `plan`, the report carries the plan for target.count GPUs."""
-    version = resolve_version(vllm_version)
+    version = resolve_version(vllm_version, installed_vllm_version())
     cfg = parse_config(ckpt.config)
     ver = version.effective
     served, support = support_findings(
@@ -125,9 +126,13 @@ def check_checkpoint(
         plat=plat,
         tp=max(target.count, 1),
     )
-    findings: list[Finding] = (
-        support + list(quant.problems) + list(pre.findings) + list(resolution.findings)
-    )
+    findings: list[Finding] = [
+        *version.findings(),
+        *support,
+        *quant.problems,
+        *pre.findings,
+        *resolution.findings,
+    ]
     result = None
     if ckpt.config_only:
         findings.append(ckpt_rules.ConfigOnly.make(ver=ver))
@@ -151,8 +156,8 @@ def check_checkpoint(
         inventory,
         resolution,
         target,
-        version,
-        resolve_env(ver, kernel_env),
+        version.release,
+        resolve_env(version.release, kernel_env),
         model=cfg,
         quant=quant,
         dtype=pre.dtype,

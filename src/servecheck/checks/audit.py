@@ -17,7 +17,7 @@ from servecheck.quant.resolve import Resolution, ResolutionResult
 from servecheck.quant.spec import find_quant_config
 from servecheck.source.local import Checkpoint
 from servecheck.source.safetensors import TensorInfo
-from servecheck.versions import VllmVersion
+from servecheck.versions import Release, VllmVersion, feature
 
 _LAYER = re.compile(r"^model\.layers\.(\d+)\.")
 # vLLM 0.33 quantization/base_config.py _ignore_unexpected_suffixes (+ rotary buffers and
@@ -109,7 +109,7 @@ def audit(
     resolved: ResolutionResult,
     version: VllmVersion,
 ) -> AuditResult:
-    ver = version.effective
+    ver = version.release
     findings: list[Finding] = []
     findings += _file_findings(ckpt, version)
     tensors = ckpt.tensors or {}
@@ -214,7 +214,7 @@ SAFETENSORS_ERRORS = {
 
 
 def _file_findings(ckpt: Checkpoint, version: VllmVersion) -> list[Finding]:
-    ver = version.effective
+    ver = version.release
     out = [
         rules.UnreadableShard.make(
             [p.file],
@@ -272,7 +272,7 @@ def _file_findings(ckpt: Checkpoint, version: VllmVersion) -> list[Finding]:
 
 
 def _unexpected(
-    c: Collector, name: str, inv: Inventory, ver: str, module: Module | None = None
+    c: Collector, name: str, inv: Inventory, ver: Release, module: Module | None = None
 ) -> None:
     """A tensor with no parameter: does the loader drop it, skip it, or raise?"""
     rules_ = inv.loader
@@ -322,14 +322,12 @@ def _unexpected(
     )
 
 
-def _manual_loader(arch: str, ver: str) -> bool:
-    from servecheck.versions import resolve_version
-
-    archs = resolve_version(ver).feature("manual_weight_loaders")
+def _manual_loader(arch: str, ver: Release) -> bool:
+    archs = feature(ver, "manual_weight_loaders")
     return "*" in archs or arch in archs
 
 
-def _router_finding(names: list[str], inv: Inventory, ver: str) -> Finding:
+def _router_finding(names: list[str], inv: Inventory, ver: Release) -> Finding:
     scales = [n for n in names if not n.endswith(".weight")]
     example = scales[0] if scales else names[0]
     if _manual_loader(inv.architecture, ver):
@@ -362,7 +360,7 @@ def _missing(
     skip_layers: set[int],
     contradicted: set[str],
     quantized: bool,
-    ver: str,
+    ver: Release,
 ) -> list[Finding]:
     """Expected tensors not stored, leaving out what other findings already explain."""
 
@@ -418,7 +416,7 @@ def _missing(
     ]
 
 
-def _tied(cfg: ModelConfig, tensors: Mapping[str, TensorInfo], ver: str) -> list[Finding]:
+def _tied(cfg: ModelConfig, tensors: Mapping[str, TensorInfo], ver: Release) -> list[Finding]:
     # vLLM 0.33 models/utils.py AutoWeightsLoader: a tied head aliases embed_tokens and the
     # stored lm_head.weight is skipped (_get_tied_embedding_params); an untied head must load.
     has_head = "lm_head.weight" in tensors or "lm_head.weight_packed" in tensors

@@ -44,9 +44,12 @@ def run(args: argparse.Namespace) -> int:
         return render.exit_code(result)
     if args.gpu is not None:
         from servecheck.hardware.gpus import find_gpu
+        from servecheck.host import installed_vllm_version
         from servecheck.versions import resolve_version
 
-        render.one(find_gpu(args.gpu), resolve_version(args.vllm_version), args)
+        render.one(
+            find_gpu(args.gpu), resolve_version(args.vllm_version, installed_vllm_version()), args
+        )
         return 0
     from servecheck.hardware.gpus import load_gpus
 

@@ -15,6 +15,7 @@ from servecheck.hardware.conditions import Device, cap_matches, feature
 from servecheck.hardware.env import KernelEnv, kernel_table
 from servecheck.hardware.kernels import Step
 from servecheck.model.config import ModelConfig
+from servecheck.versions import Release
 
 NO_BACKEND = "No valid attention backend found for cuda"
 
@@ -137,7 +138,7 @@ def _check(
 
 
 def select_attention(
-    cfg: ModelConfig, device: Device, env: KernelEnv, version: str, kv: str = "auto"
+    cfg: ModelConfig, device: Device, env: KernelEnv, version: Release, kv: str = "auto"
 ) -> AttentionChoice:
     """The attention backend for ``cfg`` on ``device`` with KV-cache dtype ``kv``."""
     mla = cfg.is_mla

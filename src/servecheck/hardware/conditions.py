@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from servecheck.hardware.env import KernelEnv, kernel_table
+from servecheck.versions import Release, feature
 
 _ATOM = re.compile(r"^(==|>=|<=|>|<)(\d+)$")
 
@@ -95,14 +96,19 @@ def _rows() -> dict[str, dict[str, Any]]:
     return kernel_table()["kernel"]
 
 
-def row(name: str, version: str) -> dict[str, Any]:
-    """A kernel row with the overrides for ``version`` applied."""
+def row(name: str, version: Release) -> dict[str, Any]:
+    """A kernel row as it stands in ``version``: its `until."X"` tables with X above the
+    release applied, the largest X first (so the oldest difference wins)."""
     base = _rows().get(name)
     if base is None:
         raise KeyError(f"kernels.toml has no [kernel.{name}]")
-    merged = {k: v for k, v in base.items() if k != "versions"}
-    override = base.get("versions", {}).get(version)
-    if override:
+    merged = {k: v for k, v in base.items() if k != "until"}
+    overrides = sorted(
+        ((Release.parse(k), v) for k, v in base.get("until", {}).items()), reverse=True
+    )
+    for until, override in overrides:
+        if version >= until:
+            break
         for key, value in override.items():
             if key == "why":
                 merged["why"] = {**merged.get("why", {}), **value}
@@ -112,13 +118,6 @@ def row(name: str, version: str) -> dict[str, Any]:
     if isinstance(device, str) and device.startswith("feature:"):
         merged["device"] = feature(version, device.split(":", 1)[1])
     return merged
-
-
-def feature(version: str, name: str) -> Any:
-    """A release's value of a knowledge/vllm_versions.toml feature row."""
-    from servecheck.versions import VllmVersion
-
-    return VllmVersion(requested=version, effective=version, source="flag").feature(name)
 
 
 def label(name: str) -> str:
@@ -157,7 +156,7 @@ class Verdict:
 OK = Verdict(True)
 
 
-def check_row(name: str, version: str, device: Device, env: KernelEnv, layer: Layer) -> Verdict:
+def check_row(name: str, version: Release, device: Device, env: KernelEnv, layer: Layer) -> Verdict:
     """vLLM's is_supported and can_implement for the kernel ``name``."""
     r = row(name, version)
     why = r.get("why", {})

@@ -34,6 +34,7 @@ from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import ATTENTION, EXPERTS, Inventory, Module
 from servecheck.quant.resolve import Resolution, ResolutionResult
 from servecheck.quant.spec import QuantSpec
+from servecheck.versions import Release
 
 CPU_FEATURES = ("amx", "amx_fp8", "avx512", "avx512_bf16", "zen")
 _FLAG_OF = {"amx": "amx_tile", "amx_fp8": "amx_fp8", "avx512": "avx512f"}
@@ -490,7 +491,7 @@ def select_cpu_kernels(
     inventory: Inventory,
     resolution: ResolutionResult,
     target: Target,
-    version: str,
+    version: Release,
     env: KernelEnv,
     *,
     model: ModelConfig | None = None,
@@ -534,7 +535,7 @@ def select_cpu_kernels(
     )
 
 
-def _cpu_findings(modules, attention, ver: str, cpu: CpuInfo) -> list[Finding]:
+def _cpu_findings(modules, attention, ver: Release, cpu: CpuInfo) -> list[Finding]:
     from servecheck.hardware.plan_kernels import (
         add_no_kernel,
         add_not_modelled,

@@ -25,6 +25,7 @@ from typing import Any
 
 from servecheck.errors import InputError
 from servecheck.knowledge import load_toml
+from servecheck.versions import Release, in_effect
 
 # Packages a kernel row may require (the names used in kernels.toml).
 KNOWN_PACKAGES = frozenset(
@@ -125,9 +126,9 @@ def _cuda_tuple(text: str) -> tuple[int, int]:
     return major, minor
 
 
-def default_env(version: str) -> KernelEnv:
-    """The official wheel's environment for a known release (e.g. "0.33.0")."""
-    row = kernel_table()["environment"][version]
+def default_env(release: Release) -> KernelEnv:
+    """The official wheel's environment for a release (the latest row at or below it)."""
+    row = in_effect(kernel_table()["environment"]["from"], release)
     return KernelEnv(
         cuda=row["cuda"],
         packages=frozenset(row["packages"]),
@@ -187,6 +188,6 @@ def with_overrides(base: KernelEnv, items: Iterable[str]) -> KernelEnv:
     )
 
 
-def resolve_env(version: str, items: Iterable[str] = ()) -> KernelEnv:
-    """The default environment of ``version`` with ``--kernel-env`` items applied."""
-    return with_overrides(default_env(version), items)
+def resolve_env(release: Release, items: Iterable[str] = ()) -> KernelEnv:
+    """The default environment of ``release`` with ``--kernel-env`` items applied."""
+    return with_overrides(default_env(release), items)

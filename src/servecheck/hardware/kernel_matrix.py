@@ -19,6 +19,7 @@ from servecheck.model.inventory import EXPERTS, Experts, Module, Shard
 from servecheck.quant.args import QuantArgs
 from servecheck.quant.resolve import FP8_METHOD_MIN_CAPABILITY, Resolution
 from servecheck.quant.schemes import MIN_CAPABILITY, SchemeError, linear_scheme, moe_method
+from servecheck.versions import Release
 
 # Architectures of the table: (column title, capability or None for the CPU, CPU overrides)
 COLUMNS: tuple[tuple[str, int | None, tuple[str, ...]], ...] = (
@@ -156,7 +157,7 @@ def cell(
     row: SchemeRow,
     moe: bool,
     column: tuple[str, int | None, tuple[str, ...]],
-    version: str,
+    version: Release,
     base_env: KernelEnv | None = None,
 ) -> Cell:
     """The kernel text of one table cell."""
@@ -240,7 +241,7 @@ SHORT = {
 }
 
 
-def matrix(version: str = "0.33.0") -> list[tuple[str, list[Cell]]]:
+def matrix(version: Release) -> list[tuple[str, list[Cell]]]:
     """Rows of (title, cells): each scheme's linear row then its MoE row."""
     out: list[tuple[str, list[Cell]]] = []
     for row in ROWS:
@@ -255,7 +256,7 @@ def column_for(capability: int | None) -> tuple[str, int | None, tuple[str, ...]
     return (f"sm_{capability}", capability, ())
 
 
-def render_markdown(version: str = "0.33.0") -> str:
+def render_markdown(version: Release) -> str:
     """docs/kernel-table.md."""
     env = resolve_env(version)
     lines = [

@@ -19,6 +19,7 @@ from typing import Any
 
 from servecheck.hardware.conditions import Device, Layer, Verdict, check_row, label
 from servecheck.hardware.env import KernelEnv, kernel_table
+from servecheck.versions import Release, in_effect
 
 
 @dataclass(frozen=True)
@@ -86,23 +87,15 @@ def selection(name: str) -> dict[str, Any]:
     return kernel_table()["selection"][name]
 
 
-def candidates(name: str, version: str) -> list[str]:
-    """The candidate list of a selection for a release (falls back to the newest listed)."""
-    sel = selection(name)
-    if version in sel:
-        return list(sel[version])
-    known = sorted((k for k in sel if k[:1].isdigit()), key=_vkey)
-    return list(sel[known[-1]])
+def candidates(name: str, version: Release) -> list[str]:
+    """The candidate list of a selection in a release (the latest `from` at or below it)."""
+    return list(in_effect(selection(name)["from"], version))
 
 
-def _vkey(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in v.split("."))
-
-
-def selection_source(name: str, version: str) -> str:
-    sel = selection(name)
-    key = "source_" + "_".join(version.split(".")[:2])
-    return sel.get(key, sel.get("source", ""))
+def selection_source(name: str, version: Release) -> str:
+    """Where the selection's list lives in that release."""
+    source = selection(name).get("source", "")
+    return in_effect(source, version, "") if isinstance(source, dict) else source
 
 
 def prioritize_humming(names: list[str], capability: int | None) -> list[str]:
@@ -125,7 +118,7 @@ def prioritize_humming(names: list[str], capability: int | None) -> list[str]:
 def first_passing(
     family: str,
     names: list[str],
-    version: str,
+    version: Release,
     device: Device,
     env: KernelEnv,
     layer: Layer,
@@ -157,7 +150,7 @@ def first_passing(
 def chosen(
     family: str,
     name: str,
-    version: str,
+    version: Release,
     steps: list[Step] | tuple[Step, ...] = (),
     *,
     experts: str | None = None,
@@ -190,7 +183,7 @@ class Context:
     """Everything a selection needs besides the layer itself."""
 
     device: Device
-    version: str  # the mirrored release, e.g. "0.33.0"
+    version: Release  # the mirrored release
     env: KernelEnv
     tp: int = 1
     model_type: str | None = None

@@ -622,11 +622,11 @@ def _mxfp4_0_11(ctx: Context) -> KernelChoice:
 def _unquantized(ctx: Context) -> KernelChoice:
     """vLLM 0.33 oracle/unquantized.py:50-100, 222-370."""
     layer = Layer(weight_key=None, act_key=None)
-    backends = candidates("unquantized_moe", ctx.version)
     cap = ctx.device.capability
     if not feature(ctx.version, "moe_backend_oracle"):
-        backends = ["TRITON"]
-    elif cap is not None and cap // 10 == 9:
+        return _walk("unquantized", ["TRITON"], ctx, layer)
+    backends = candidates("unquantized_moe", ctx.version)
+    if cap is not None and cap // 10 == 9:
         # unquantized.py:76-80: on Hopper FlashInfer BF16 MoE is slower than Triton
         for name in ("FLASHINFER_TRTLLM", "FLASHINFER_CUTLASS"):
             backends.append(backends.pop(backends.index(name)))

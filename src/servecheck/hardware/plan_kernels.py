@@ -26,6 +26,7 @@ from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import ATTENTION, EXPERTS, Inventory
 from servecheck.quant.resolve import Resolution, ResolutionResult
 from servecheck.quant.spec import QuantSpec
+from servecheck.versions import Release, known_releases
 
 # Schemes whose activations are quantized: a weight-only kernel for them is a degraded path.
 ACT_QUANT_SCHEMES = frozenset({"W8A8Fp8", "Fp8", "W4A4Fp4", "W4A4Mxfp4", "W8A8Int8", "W4A8Fp8"})
@@ -78,7 +79,7 @@ class KernelReport:
 
     target_name: str
     device: Device
-    version: str
+    version: Release
     env: KernelEnv
     modules: tuple[ModuleKernel, ...] = ()
     attention: AttentionChoice | None = None
@@ -153,7 +154,7 @@ class KernelReport:
             "platform": self.device.kind,
             "capability": self.device.capability,
             "sm": self.device.sm,
-            "vllm_version": self.version,
+            "vllm_version": str(self.version),
             "environment": self.env.as_dict(),
             "attention": self.attention.as_dict() if self.attention else None,
             "attention_fp8_kv": self.attention_fp8.as_dict() if self.attention_fp8 else None,
@@ -184,7 +185,7 @@ def select_kernels(
     inventory: Inventory,
     resolution: ResolutionResult,
     target: Target,
-    version: Any,
+    version: Release,
     env: KernelEnv | None = None,
     *,
     model: ModelConfig | None = None,
@@ -193,12 +194,11 @@ def select_kernels(
 ) -> KernelReport | None:
     """The kernel for every module on ``target`` (None when no target was named).
 
-    ``version`` is a VllmVersion or a release string ("0.33.0"); ``env`` defaults to the
-    release's official wheel (hardware/env.py).
+    ``env`` defaults to the release's official wheel (hardware/env.py).
     """
     if target.kind not in ("gpu", "cpu"):
         return None
-    ver = getattr(version, "effective", version)
+    ver = version
     env = env or resolve_env(ver)
     device = device_for(target)
     if device.kind == "cpu":
@@ -228,10 +228,11 @@ def select_kernels(
     if model is not None and any(m.kind == ATTENTION for m in inventory.modules):
         attention = select_attention(model, device, env, ver, "auto")
         attention_fp8 = select_attention(model, device, env, ver, "fp8")
-    if ver != "0.33.0":
+    newest = known_releases()[-1]
+    if ver != newest:
         notes.append(
             f"kernel selection for vLLM {ver}: candidate lists and the rules that changed are "
-            "keyed by release (knowledge/kernels.toml); everything else mirrors 0.33"
+            f"keyed by release (knowledge/kernels.toml); everything else mirrors {newest}"
         )
     findings = _findings(modules, attention, target, device, ver, env)
     return KernelReport(
@@ -272,7 +273,7 @@ def _findings(
     attention: AttentionChoice | None,
     target: Target,
     device: Device,
-    ver: str,
+    ver: Release,
     env: KernelEnv,
 ) -> list[Finding]:
     out: list[Finding] = []
@@ -350,7 +351,7 @@ def _findings(
 
 
 def add_no_kernel(
-    col: Collector, m: ModuleKernel, target: str, reasons: str, function: str, ver: str
+    col: Collector, m: ModuleKernel, target: str, reasons: str, function: str, ver: Release
 ) -> None:
     """NoMoeBackend (``*_moe`` families) or NoLinearKernel for ``m``, on a GPU or the CPU."""
     c = m.choice
@@ -373,7 +374,7 @@ def add_no_kernel(
     )
 
 
-def add_not_modelled(col: Collector, m: ModuleKernel, target: str, ver: str) -> None:
+def add_not_modelled(col: Collector, m: ModuleKernel, target: str, ver: Release) -> None:
     """H009: never a silent OK where the kernel or backend for a module is not modelled."""
     c = m.choice
     what = "MoE layers" if m.kind == EXPERTS else "linear layers"
@@ -389,7 +390,9 @@ def add_not_modelled(col: Collector, m: ModuleKernel, target: str, ver: str) -> 
     )
 
 
-def attention_findings(attention: AttentionChoice | None, target: str, ver: str) -> list[Finding]:
+def attention_findings(
+    attention: AttentionChoice | None, target: str, ver: Release
+) -> list[Finding]:
     """NoAttentionBackend when the KV-cache dtype has no attention backend (GPU or CPU)."""
     if attention is None or not attention.error:
         return []
@@ -413,7 +416,7 @@ _FUNCTION = {
 }
 
 
-def _cuda_build(target: Target, device: Device, ver: str, env: KernelEnv) -> Finding | None:
+def _cuda_build(target: Target, device: Device, ver: Release, env: KernelEnv) -> Finding | None:
     """H005: the build's CUDA version outside [min_cuda, max_cuda] of the architecture."""
     from servecheck.hardware.gpus import load_capabilities
 

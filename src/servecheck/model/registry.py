@@ -12,23 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servecheck.knowledge import load_toml
-
-
-def release_key(text: str) -> tuple[int, ...]:
-    """'0.10.1.1' -> (0, 10, 1, 1); digits only, so '0.11.1rc4' -> (0, 11, 1)."""
-    parts: list[int] = []
-    for piece in text.strip().lstrip("v").split("+")[0].split("."):
-        digits = ""
-        for ch in piece:
-            if not ch.isdigit():
-                break
-            digits += ch
-        if not digits:
-            break
-        parts.append(int(digits))
-    while len(parts) < 3:
-        parts.append(0)
-    return tuple(parts)
+from servecheck.versions import Release
 
 
 @dataclass(frozen=True)
@@ -41,8 +25,8 @@ class Span:
     cls: str
     category: str  # text, multimodal, pooling, speculative, transformers-backend
 
-    def holds(self, key: tuple[int, ...]) -> bool:
-        return release_key(self.first) <= key <= release_key(self.last)
+    def holds(self, key: Release) -> bool:
+        return Release.parse(self.first) <= key <= Release.parse(self.last)
 
     @property
     def transformers_backend(self) -> bool:
@@ -67,14 +51,14 @@ class Lookup:
     @property
     def later(self) -> Span | None:
         """The first span after the requested release (the architecture was added later)."""
-        key = release_key(self.release)
-        return next((s for s in self.spans if release_key(s.first) > key), None)
+        key = Release.parse(self.release)
+        return next((s for s in self.spans if Release.parse(s.first) > key), None)
 
     @property
     def earlier(self) -> Span | None:
         """The last span before the requested release (removed or renamed since)."""
-        key = release_key(self.release)
-        before = [s for s in self.spans if release_key(s.last) < key]
+        key = Release.parse(self.release)
+        before = [s for s in self.spans if Release.parse(s.last) < key]
         return before[-1] if before else None
 
     @property
@@ -99,10 +83,10 @@ def _spans(architecture: str) -> tuple[Span, ...]:
 
 def lookup(architecture: str, release: str) -> Lookup:
     """The registry's answer for `architecture` in vLLM `release` (any version string)."""
-    key = release_key(release)
+    key = Release.parse(release)
     spans = _spans(architecture)
     span = next((s for s in spans if s.holds(key)), None)
-    if span is None and spans and key > release_key(known_releases()[-1]):
+    if span is None and spans and key > Release.parse(known_releases()[-1]):
         # A release newer than any extracted: the newest known entry stands in for it.
         span = spans[-1] if spans[-1].last == known_releases()[-1] else None
     removed = _data()["removed"].get(architecture)
@@ -112,12 +96,12 @@ def lookup(architecture: str, release: str) -> Lookup:
         release=release,
         span=span,
         spans=spans,
-        removed_after=removed[1] if removed and key >= release_key(removed[0]) else None,
-        plugin=plugin[1] if plugin and key >= release_key(plugin[0]) else None,
+        removed_after=removed[1] if removed and key >= Release.parse(removed[0]) else None,
+        plugin=plugin[1] if plugin and key >= Release.parse(plugin[0]) else None,
     )
 
 
 def supported_count(release: str) -> int:
     """How many architecture names the release's registry knows."""
-    key = release_key(release)
+    key = Release.parse(release)
     return sum(1 for rows in _data()["arch"].values() if any(Span(*r).holds(key) for r in rows))

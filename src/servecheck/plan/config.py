@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servecheck.knowledge import load_toml
-from servecheck.versions import VllmVersion, parse_version
+from servecheck.versions import Release, VllmVersion
 
 GIB = 2**30
 MIB = 2**20
@@ -62,14 +62,11 @@ class Era:
 
 def era_for(version: VllmVersion) -> Era:
     """The era of the requested release (exact ranges), not only the nearest known one."""
-    try:
-        wanted = parse_version(version.requested)
-    except Exception:
-        wanted = parse_version(version.effective)
-    rows = sorted(table()["era"], key=lambda r: parse_version(r["from"]))
+    wanted = version.wanted
+    rows = sorted(table()["era"], key=lambda r: Release.parse(r["from"]))
     chosen = rows[0]
     for row in rows:
-        if parse_version(row["from"]) <= wanted:
+        if Release.parse(row["from"]) <= wanted:
             chosen = row
     return Era(
         start=chosen["from"],
@@ -105,7 +102,7 @@ def batch_defaults(
 ) -> BatchDefaults:
     """max_num_batched_tokens / max_num_seqs as `vllm serve` defaults them for this GPU."""
     era = era_for(version)
-    wanted = parse_version(version.requested) if _parses(version.requested) else version.key
+    wanted = version.wanted
     if era.v0:
         v0 = table()["v0_scheduler"]
         if max_model_len > v0["chunked_prefill_above_len"]:
@@ -115,9 +112,9 @@ def batch_defaults(
         return BatchDefaults(tokens, int(v0["max_num_seqs"]), v0["source"])
     name = gpu_name.lower()
     for tier in table()["batch_tier"]:
-        if parse_version(tier["from"]) > wanted:
+        if Release.parse(tier["from"]) > wanted:
             continue
-        if "until" in tier and parse_version(tier["until"]) <= wanted:
+        if "until" in tier and Release.parse(tier["until"]) <= wanted:
             continue
         if cuda_total_bytes < tier["min_memory_gib"] * GIB:
             continue
@@ -129,14 +126,6 @@ def batch_defaults(
             int(tier["max_num_batched_tokens"]), int(tier["max_num_seqs"]), tier["source"]
         )
     raise AssertionError("memory.toml batch_tier has no catch-all row")  # pragma: no cover
-
-
-def _parses(text: str) -> bool:
-    try:
-        parse_version(text)
-    except Exception:
-        return False
-    return True
 
 
 def cuda_total_bytes(gpu: Any) -> tuple[int, str]:

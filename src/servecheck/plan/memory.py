@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from servecheck.findings.registry import Finding, Severity
 from servecheck.findings.rules import memory as rules
 from servecheck.model.config import ModelConfig
-from servecheck.plan.config import GIB, Era, ServeOptions, requested_bytes
+from servecheck.plan.config import GIB, Era, ServeOptions, requested_bytes, table
 from servecheck.plan.kv_cache import Capacity, KvSpec, capacity, longest_len, needed_bytes
 from servecheck.plan.layouts import Layout
 from servecheck.plan.overhead import Overheads
 from servecheck.plan.weights import StageWeights
+from servecheck.versions import Release, in_effect
 
 STATUS_ORDER = ("fits", "tight", "graphs", "context", "no-kv", "weights", "startup", "invalid")
 
@@ -324,27 +325,13 @@ def _no_kv_text(era: Era, ver: str) -> str:
             "No available memory for the cache blocks. Try increasing `gpu_memory_utilization` "
             "when initializing the engine."
         )
-    if ver == "0.11.0":
-        # vLLM 0.11 v1/core/kv_cache_utils.py check_enough_kv_cache_memory
-        return (
-            "No available memory for the cache blocks. Try increasing `gpu_memory_utilization` "
-            "when initializing the engine."
-        )
-    # vLLM 0.24 v1/core/kv_cache_utils.py, 0.33 v1/core/kv_cache_planning.py
-    return (
-        "No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when "
-        "initializing the engine (this flag also controls CPU memory reservation on the CPU "
-        "backend, despite its name). See "
-        "https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details."
-    )
+    return _kv_error("no_memory", ver).format()
 
 
 def _context_source(era: Era, ver: str) -> str:
     if era.v0:
         return "vLLM 0.6 worker/worker.py raise_if_cache_size_invalid"
-    if ver == "0.33.0":
-        return "vLLM 0.33.0 v1/core/kv_cache_planning.py _check_enough_kv_cache_memory"
-    return f"vLLM {ver} v1/core/kv_cache_utils.py check_enough_kv_cache_memory"
+    return f"vLLM {ver} {_kv_error('source', ver)}"
 
 
 def _context_text(plan: LayoutPlan, s: StagePlan, era: Era, ver: str) -> str:
@@ -354,24 +341,23 @@ def _context_text(plan: LayoutPlan, s: StagePlan, era: Era, ver: str) -> str:
             f"of tokens that can be stored in KV cache ({s.capacity.tokens}). Try increasing "
             "`gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine."
         )
-    needed = f"{round(s.needed / GIB, 2)}"
-    avail = f"{round(s.available_kv / GIB, 2)}"
-    est = (
-        f"Based on the available memory, the estimated maximum model length is {s.longest}. "
+    estimate = (
+        f"Based on the available memory, the estimated maximum model length is {s.longest}."
         if s.longest > 0
         else ""
     )
-    if ver == "0.11.0":
-        return (
-            f"To serve at least one request with the models's max seq len "
-            f"({plan.max_model_len}), ({needed} GiB KV cache is needed, which is larger than the "
-            f"available KV cache memory ({avail} GiB). {est}Try increasing "
-            "`gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine."
-        )
-    return (
-        f"To serve at least one request with the model's max seq len ({plan.max_model_len}), "
-        f"({needed} GiB KV cache is needed, which is larger than the available KV cache memory "
-        f"({avail} GiB). {est}Try increasing `gpu_memory_utilization` (which also controls CPU "
-        "memory on the CPU backend) or decreasing `max_model_len` when initializing the engine. "
-        "See https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details."
+    needed, available = s.needed / GIB, s.available_kv / GIB
+    return _kv_error("too_short", ver).format(
+        max_model_len=plan.max_model_len,
+        needed=needed,
+        available=available,
+        needed_rounded=round(needed, 2),
+        available_rounded=round(available, 2),
+        estimate=estimate,
+        estimate_space=estimate + " " if estimate else "",
     )
+
+
+def _kv_error(kind: str, ver: str) -> str:
+    """vLLM's KV-cache start-up check text (memory.toml [kv_cache_check]) in release ``ver``."""
+    return in_effect(table()["kv_cache_check"][kind]["from"], Release.parse(ver))

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from servecheck.model.config import ModelConfig
 from servecheck.plan.config import GIB, MIB, Era, table
 from servecheck.plan.layouts import Layout
-from servecheck.versions import VllmVersion, parse_version
+from servecheck.versions import Release, VllmVersion
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,7 @@ def profile_peak(
 
 def _cublas_before_snapshot(era: Era) -> bool:
     cfg = table()["non_torch"]
-    return parse_version(era.start) >= parse_version(cfg["cublas_before_snapshot_from"])
+    return Release.parse(era.start) >= Release.parse(cfg["cublas_before_snapshot_from"])
 
 
 def non_torch(era: Era, layout: Layout) -> int:
@@ -265,10 +265,10 @@ def non_torch(era: Era, layout: Layout) -> int:
     if era.v0:
         return round(cfg["v0_gib"] * GIB)
     extra = cfg["v1_multi_extra_gib"] if layout.world > 1 else 0.0
-    rows = sorted(cfg["v1_single"], key=lambda r: parse_version(r["from"]))
+    rows = sorted(cfg["v1_single"], key=lambda r: Release.parse(r["from"]))
     single = rows[0]["gib"]
     for row in rows:
-        if parse_version(row["from"]) <= parse_version(era.start):
+        if Release.parse(row["from"]) <= Release.parse(era.start):
             single = row["gib"]
     if _cublas_before_snapshot(era):
         single = max(single - cfg["cublas_gib"], 0.0)
@@ -295,7 +295,7 @@ def cudagraph_estimate(
     if not cfg.is_moe:
         return int(dense_mib * layers * MIB)
     moe = layers if moe_layers is None else min(moe_layers, layers)
-    if parse_version(era.start) >= parse_version(cg["moe_workspace_from"]):
+    if Release.parse(era.start) >= Release.parse(cg["moe_workspace_from"]):
         moe_mib = cg["moe_layer_mib_workspace"]
     else:
         moe_mib = cg["moe_layer_mib"] + cg["moe_layer_mib_per_expert"] * cfg.num_experts

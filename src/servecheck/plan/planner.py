@@ -442,13 +442,13 @@ def moe_experts_class(report: Any, gpu: Any) -> str | None:
         from servecheck.hardware.plan_kernels import select_kernels
 
         target = Target(name=gpu.name, kind="gpu", capability=gpu.capability)
-        ver = report.version.effective
+        release = report.version.release
         kernels = select_kernels(
             report.inventory,
             report.resolution,
             target,
-            report.version,
-            resolve_env(ver),
+            release,
+            resolve_env(release),
             model=report.model,
             quant=report.quant,
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servecheck.knowledge import load_toml
-from servecheck.versions import VllmVersion, parse_version
+from servecheck.versions import Release, VllmVersion
 
 
 @functools.cache
@@ -25,19 +25,18 @@ def _table() -> dict[str, Any]:
     return load_toml("quant_methods.toml")
 
 
-def _key(version: VllmVersion | str) -> tuple[int, ...]:
-    text = version if isinstance(version, str) else version.effective
-    return parse_version(text)
+def _key(version: VllmVersion | str) -> Release:
+    return Release.parse(version) if isinstance(version, str) else version.release
 
 
 def _covering(rows: list[dict[str, Any]], version: VllmVersion | str) -> dict[str, Any] | None:
     """The row whose since..until holds the release; a release newer than every row inherits
     the newest row that reaches the newest known release."""
     key = _key(version)
-    newest = parse_version(_table()["releases"][-1])
+    newest = Release.parse(_table()["releases"][-1])
     for row in rows:
-        until = parse_version(row["until"])
-        if parse_version(row["since"]) <= key <= until or (key > newest and until == newest):
+        until = Release.parse(row["until"])
+        if Release.parse(row["since"]) <= key <= until or (key > newest and until == newest):
             return row
     return None
 
@@ -94,8 +93,8 @@ def first_release_without(name: str) -> str | None:
     rows = _table()["method"].get(name, [])
     if not rows:
         return None
-    last = max(parse_version(r["until"]) for r in rows)
-    later = [v for v in _table()["releases"] if parse_version(v) > last]
+    last = max(Release.parse(r["until"]) for r in rows)
+    later = [v for v in _table()["releases"] if Release.parse(v) > last]
     return later[0] if later else None
 
 

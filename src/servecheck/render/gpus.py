@@ -82,7 +82,7 @@ def one(g: Any, version: Any, args: argparse.Namespace) -> None:
     kernels = []
     for row in ROWS:
         for moe in (False, True):
-            c = cell(row, moe, column, version.effective)
+            c = cell(row, moe, column, version.release)
             kernels.append(
                 {
                     "scheme": row.title,

@@ -73,7 +73,7 @@ def prediction(report: CheckReport, args: argparse.Namespace) -> None:
         return
     errors = [f for f in report.findings if f.severity.value == "error"]
     v = report.version
-    shown = v.requested if v.exact else f"{v.requested} (as {v.effective}, the nearest read)"
+    shown = v.requested if v.exact else f"{v.requested} (checked as {v.effective})"
     said = f"predicted for vLLM {shown} on {report.target.name}: "
     said += report.verdict
     if errors:

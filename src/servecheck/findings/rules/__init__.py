@@ -10,5 +10,6 @@ from servecheck.findings.rules import (  # noqa: F401
     quant_config,
     quant_methods,
     resolution,
+    version,
     wna16,
 )
