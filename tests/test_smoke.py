@@ -304,3 +304,21 @@ def test_record_of_a_smoke_run(tmp_path: Path) -> None:
     assert path.name == rec["record"] + ".json"
     assert json.loads(path.read_text())["config"]["architectures"] == ["LlamaForCausalLM"]
     assert not list((tmp_path / "truth").glob(".record-*"))
+
+
+def test_gpu_truth_harness_builds_records_with_the_smoke_parser() -> None:
+    """benchmarks/gpu_truth/run_cases.py makes its records with servecheck.smoke (one parser)."""
+    import importlib.util
+
+    path = ROOT / "benchmarks" / "gpu_truth" / "run_cases.py"
+    spec = importlib.util.spec_from_file_location("gpu_truth_run_cases", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    case = module.case_table.by_name()["llama-FP8_DYNAMIC"]
+    text = (LOGS / "cpu-llama-FP8_DYNAMIC.log").read_text()
+    rec = module.make_record(case, text, 0, 40.0, {"python": "3.12"}, False)
+    assert rec["case"] == "llama-FP8_DYNAMIC" and rec["kind"] == "fixture"
+    assert rec["outcome"] == "loaded"
+    assert rec["memory"]["cache_config"]["block_size"] == 128
+    assert rec["env"]["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"

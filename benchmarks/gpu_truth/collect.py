@@ -4,10 +4,11 @@
         [--out tests/data/gpu_truth]
 
 Each folder holds run_cases.py's records.tar.gz and logs.tar.gz (a later folder wins for the
-same case). Every record is rebuilt from its log with the current parser (run_cases.parse_log;
-the child's GPU_TRUTH_ENV / GPU_TRUTH_RESULT lines are in the log), keeping the device-side
-fields the log does not hold (driver probe, exit code, wall time), so a parser fix needs no new
-device time. Writes <out>/<case><suffix>.json, sorted keys, one file per case.
+same case). Every record is rebuilt from its log with the current parser
+(servecheck.smoke.logparse; the child's SERVECHECK_ENV / SERVECHECK_RESULT lines, GPU_TRUTH_ in
+older logs), keeping the device-side fields the log does not hold (driver probe, exit code, wall
+time), so a parser fix needs no new device time. Writes <out>/<case><suffix>.json, sorted keys,
+one file per case.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from servecheck.render.console import make_console, write, write_json
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from servecheck.core import CheckReport
     from servecheck.smoke.compare import Row
@@ -96,7 +97,8 @@ def emit(result: SmokeResult, args: argparse.Namespace) -> None:
 
 def render_text(result: SmokeResult, console: Console) -> None:
     from rich.markup import escape
-    from rich.table import Table
+
+    from servecheck.render.tables import TextTable
 
     run = result.run
     console.print(f"[bold]{escape(result.report.location)}[/] with vLLM {result.install.version}")
@@ -108,9 +110,7 @@ def render_text(result: SmokeResult, console: Console) -> None:
         console.print(f"  generated: {text!r}", highlight=False)
     for name in run.args_info.get("not_applied") or ():
         console.print(f"  note: --{name.replace('_', '-')} applies to the HTTP server only")
-    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for col in ("", "field", "servecheck predicted", "vLLM did"):
-        table.add_column(col, overflow="fold")
+    table = TextTable("", "field", "servecheck predicted", "vLLM did")
     for row in result.comparison.rows:
         table.add_row(_mark(row), row.field, escape(row.predicted), escape(_observed(row)))
     console.print()
@@ -126,8 +126,11 @@ def render_text(result: SmokeResult, console: Console) -> None:
         console.print(f"record written: {escape(str(result.record_path))}")
 
 
-def _mark(row: Row) -> str:
-    return {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]·[/]"}[row.agree]
+def _mark(row: Row) -> Text:
+    from rich.text import Text
+
+    style = {True: "green", False: "bold red", None: "dim"}[row.agree]
+    return Text(MARKS[row.agree], style=style)
 
 
 def _observed(row: Row) -> str:
