@@ -209,13 +209,13 @@ def test_plain_fp8_gets_exact_names(fp8_plain):
 
 
 def test_plain_fp8_refuses_regexes(fp8_plain):
-    proposal = propose(check(fp8_plain), "comprehensive")
+    proposal = propose(check(fp8_plain), "explicit")
     regexes = [v for v in proposal.verdicts if v.entry.startswith("re:")]
     assert regexes and all(not v.accepted and v.code == "fp8-regex" for v in regexes)
     assert "exact name" in regexes[0].reason
 
 
-# --------------------------------------------------------------------------- safe, comprehensive
+# ------------------------------------------------------------------------- conventional, explicit
 
 
 def test_safe_and_comprehensive_refuse_with_reasons(tmp_path):
@@ -224,7 +224,7 @@ def test_safe_and_comprehensive_refuse_with_reasons(tmp_path):
         copy_fixture("llama-FP8_DYNAMIC", tmp_path / "c"),
         ["model.layers.0.self_attn.q_proj", O_PROJ, "embed_tokens", "lm_head"],
     )
-    for strategy in ("safe", "comprehensive"):
+    for strategy in ("conventional", "explicit"):
         proposal = propose(check(path), strategy)
         by_entry = {v.entry: v for v in proposal.verdicts if v.source == "current"}
         q = by_entry["model.layers.0.self_attn.q_proj"]
@@ -249,13 +249,13 @@ def test_split_is_refused(tmp_path):
     path.write_text(json.dumps(cfg))
     report = check(path)
     assert "R001" in errors(report)
-    proposal = propose(report, "safe")
+    proposal = propose(report, "conventional")
     q = next(v for v in proposal.verdicts if v.entry == "model.layers.3.self_attn.q_proj")
     assert not q.accepted and q.code == "split"
     assert "splits fused layer model.layers.3.self_attn.qkv_proj" in q.reason
     assert "k_proj, v_proj" in q.reason
     assert proposal.after == ("lm_head",)
-    assert ("R001", "gone") in run_fix(path, "safe").targeted
+    assert ("R001", "gone") in run_fix(path, "conventional").targeted
 
 
 def test_split_judged_on_the_whole_list(tmp_path):
@@ -269,7 +269,7 @@ def test_split_judged_on_the_whole_list(tmp_path):
     set_ignore(src, ["model.layers.0.self_attn.q_proj", "lm_head"])
     report = check(src)
     assert "R001" in errors(report)
-    proposal = propose(report, "safe")
+    proposal = propose(report, "conventional")
     shards = [f"model.layers.0.self_attn.{s}" for s in ("q_proj", "k_proj", "v_proj")]
     assert set(shards) <= set(proposal.after)
     q = next(v for v in proposal.verdicts if v.entry == shards[0])
@@ -286,24 +286,24 @@ def check_config(path: Path, config: dict):
     return check(dst)
 
 
-def test_comprehensive_adapts_to_real_layer_count_config_only():
+def test_explicit_adapts_to_real_layer_count_config_only():
     # GLM-4.5-Air example (46 layers + 1 MTP): per-layer entries for its own layers only.
-    proposal = propose(check(EXAMPLES / "glm-4.5-air-derestricted-fp8"), "comprehensive")
-    per_layer = [v for v in proposal.verdicts if "per-layer" in v.source]
+    proposal = propose(check(EXAMPLES / "glm-4.5-air-derestricted-fp8"), "explicit")
+    per_layer = [v for v in proposal.verdicts if v.source.startswith("per layer")]
     layers = {int(v.entry.split(".")[2]) for v in per_layer if v.entry.startswith("model.layers.")}
     assert layers == set(range(47))
     routers = [v for v in per_layer if v.entry.endswith(".mlp.gate")]
     assert len(routers) == 46  # layers 1..45 + the MTP layer 46 (first_k_dense_replace 1)
     assert all(not v.accepted for v in routers)
     assert "without the quantization config" in routers[0].reason
-    seed3 = [v for v in proposal.verdicts if v.source == "seed option 3"]
-    assert len(seed3) == 4 and all(not v.accepted and v.code == "nothing" for v in seed3)
+    patterns = [v for v in proposal.verdicts if v.source == "norm pattern"]
+    assert len(patterns) == 4 and all(not v.accepted and v.code == "nothing" for v in patterns)
     assert proposal.after == ("lm_head",)
 
 
 def test_glm45_list_reduces_to_lm_head_with_the_same_effect():
     report = check(EXAMPLES / "glm-4.5-fp8")
-    proposal = propose(report, "safe")
+    proposal = propose(report, "conventional")
     assert len(proposal.before) == 838 and proposal.after == ("lm_head",)
     assert "R009" in codes(report) and "R009" not in {f.code for f in proposal.after_findings}
     before = {r.module.name: (r.scheme, r.ignored) for r in report.resolution.resolutions}

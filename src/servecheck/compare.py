@@ -3,10 +3,11 @@
     comparison = compare_reports(ra, rb)       # from two CheckReports
     (servecheck.api.compare(a, b) runs check on both and calls this)
 
-The seed investigation compared two configs by hand and put GLM-4.5 (hidden 5120, 92 layers,
-160 experts) beside GLM-4.5-Air as if they were one model, and judged ignore lists by their
-length. Here the family of each side is identified and stated, and ignore lists are compared
-by the modules they make vLLM skip (and by the resolutions they change), not by their text.
+Two configs put side by side can look like one model when they are not (GLM-4.5, hidden 5120,
+92 layers, 160 experts, beside GLM-4.5-Air), and ignore lists can look different by length
+while covering the same modules. So the family of each side is identified and stated, and
+ignore lists are compared by the modules they make vLLM skip (and by the resolutions they
+change), not by their text.
 """
 
 from __future__ import annotations

@@ -22,20 +22,22 @@ EPILOG = """examples:
   servecheck fix ./my-model
   servecheck fix ./my-model --out ./my-model-fixed    (overlay folder for vLLM)
   servecheck fix ./my-model --write                   (keeps config.json.orig)
-  servecheck fix examples/glm-4.5-fp8 --strategy comprehensive"""
+  servecheck fix examples/glm-4.5-fp8 --strategy explicit"""
 TAKES_VLLM_ARGS = False
-STRATEGIES = ("checkpoint", "safe", "comprehensive")
+STRATEGIES = ("checkpoint", "conventional", "explicit")
+EARLIER_NAMES = ("safe", "comprehensive")  # of conventional and explicit, still accepted
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_model(p)
     p.add_argument(
         "--strategy",
-        choices=STRATEGIES,
+        choices=STRATEGIES + EARLIER_NAMES,
         default="checkpoint",
-        help="checkpoint: derive the ignore list from the stored dtypes; safe: keep only the "
-        "entries vLLM needs and add the missing ones; comprehensive: also keep everything "
-        "that is stored unquantized (default: checkpoint)",
+        metavar="NAME",
+        help="checkpoint: exactly the layers stored unquantized that the config would quantize, "
+        "from the safetensors headers; conventional: also lm_head, the embedding and the final "
+        "norm; explicit: also every norm, bias and router gate by name (default: checkpoint)",
     )
     out = p.add_mutually_exclusive_group()
     out.add_argument(

@@ -18,13 +18,14 @@ Strategies:
     checkpoint      the ignore list derived from the headers: exactly the Linear modules stored
                     unquantized that the config would quantize (plus a 16-bit lm_head), in the
                     shortest exact form (`re:` patterns where exact over this inventory).
-    safe            the seed investigation's Option 2 (lm_head, embed_tokens, model.norm),
-                    adapted to this model's names and verified entry by entry.
-    comprehensive   the seed's Option 3: Option 2, its four regexes, and the "working" model's
-                    per-layer entries (norms, biases, router gates, correction biases) generated
-                    for this model's real layers, each verified.
-    safe and comprehensive keep the current entries that pass and add the entries the headers
-    require, so their result is correct too; what they add beyond that is shown for what it is.
+    conventional    the entries conventionally left unquantized (lm_head, the embedding, the
+                    final norm), in this model's names, each verified.
+    explicit        conventional, plus patterns for the norms and the router's correction bias
+                    and every norm, bias and router gate of this model's real layers by name,
+                    each verified.
+    conventional and explicit keep the current entries that pass and add the entries the
+    headers require, so their result is correct too; when what they add changes nothing in how
+    vLLM loads the model, the proposal says so (same result as checkpoint).
 """
 
 from servecheck.fix.entries import EntryVerdict, group_verdicts

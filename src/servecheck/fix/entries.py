@@ -19,7 +19,7 @@ from servecheck.model.inventory import (
 @dataclass(frozen=True)
 class EntryVerdict:
     entry: str
-    source: str  # "current", "headers", "seed option 2", "seed option 3", ...
+    source: str  # "current", "headers", "conventional", "norm pattern", "per layer (N layers)"
     accepted: bool
     code: str  # short reason key, for grouping: see REASONS
     reason: str

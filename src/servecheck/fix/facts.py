@@ -24,7 +24,9 @@ from servecheck.model.inventory import (
 from servecheck.quant.resolve import Resolution, ResolutionResult, resolve
 from servecheck.quant.spec import QuantSpec, parse_quant
 
-STRATEGIES = ("checkpoint", "safe", "comprehensive")
+STRATEGIES = ("checkpoint", "conventional", "explicit")
+# Earlier names of the strategies, still accepted.
+STRATEGY_ALIASES = {"safe": "conventional", "comprehensive": "explicit"}
 
 # Module storage states, from the weight dtypes in the headers.
 FLOAT = "float"  # every unit's weight is a 16/32-bit float

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from servecheck.core import CheckReport
@@ -14,6 +14,7 @@ from servecheck.fix.facts import (
     FIXABLE_CODES,
     FLOAT,
     STRATEGIES,
+    STRATEGY_ALIASES,
     FixError,
     IgnoreContext,
     IgnoreLocation,
@@ -28,9 +29,10 @@ from servecheck.model.inventory import (
 )
 from servecheck.quant.resolve import ResolutionResult
 
-# The seed investigation's proposed lists (shared/seed: "Option 2" and "Option 3").
-SEED_OPTION2 = ("lm_head", "embed_tokens", "model.norm")
-SEED_OPTION3_PATTERNS = (
+# The entries conventionally left unquantized (adapted to the model's names), and the patterns
+# the explicit strategy adds for the norms and the router's correction bias.
+CONVENTIONAL = ("lm_head", "embed_tokens", "model.norm")
+NORM_PATTERNS = (
     r"re:.*\.input_layernorm$",
     r"re:.*\.post_attention_layernorm$",
     r"re:.*\.self_attn\..*_norm$",
@@ -105,6 +107,7 @@ def propose(
 
     `recheck(report, config)` is the full check of the same checkpoint with another config
     (in memory); the library surface passes it (servecheck.api.propose_fix)."""
+    strategy = STRATEGY_ALIASES.get(strategy, strategy)
     if strategy not in STRATEGIES:
         raise FixError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
     if report.quant.method is None:
@@ -116,7 +119,7 @@ def propose(
         raise FixError(
             "--strategy checkpoint derives the ignore list from the safetensors headers, and "
             f"{report.location} is a config only; point at the checkpoint folder, or use "
-            "--strategy safe / comprehensive"
+            "--strategy conventional / explicit"
         )
     before = tuple(report.quant.ignore_list)
     before_problems = tuple(disagreements(ctx, report.resolution))
@@ -154,13 +157,7 @@ def propose(
     config = with_ignore(report, after)
     _, resolution = resolve_config(report, config)
     remaining = tuple(disagreements(ctx, resolution))
-    if strategy != "checkpoint":
-        extra = [v for v in verdicts if v.accepted and v.source.startswith("seed")]
-        if extra and all(v.code == "no-effect" for v in extra):
-            notes.append(
-                f"the {len(extra)} accepted seed entries change nothing in how vLLM loads this "
-                "checkpoint; the entries that matter come from the headers"
-            )
+    notes += _same_result_notes(ctx, strategy, verdicts)
     return FixProposal(
         report=report,
         strategy=strategy,
@@ -176,6 +173,31 @@ def propose(
         after_report=recheck(report, config),
         notes=tuple(notes),
     )
+
+
+def _same_result_notes(
+    ctx: IgnoreContext, strategy: str, verdicts: Sequence[EntryVerdict]
+) -> list[str]:
+    """Why this strategy gives the same result as a simpler one, when it does."""
+    notes = []
+    if strategy == "explicit":
+        more = [v for v in verdicts if v.source.startswith((_PATTERN_SOURCE, _PER_LAYER_SOURCE))]
+        if more and not any(v.accepted for v in more):
+            notes.append(
+                "same list as --strategy conventional: every norm pattern and per-layer entry "
+                f"explicit adds ({len(more)}) was refused, because vLLM never quantizes those "
+                "modules (norms, biases, router gates) in this model"
+            )
+    added = [v for v in verdicts if v.accepted and v.source.startswith(_ADDED_SOURCES)]
+    no_effect = all(v.code == "no-effect" for v in added)
+    if strategy != "checkpoint" and not ctx.config_only and no_effect:
+        notes.append(
+            f"same result as --strategy checkpoint: the {len(added)} entries this strategy "
+            "adds name modules vLLM does not quantize here (norms, biases, router gates, "
+            "the embedding), so they change nothing in how it loads; the entries that "
+            "matter come from the headers"
+        )
+    return notes
 
 
 def _drop_redundant_derived(ctx: IgnoreContext, verdicts: list[EntryVerdict]) -> list[EntryVerdict]:
@@ -216,29 +238,32 @@ def _derive_verified(ctx: IgnoreContext) -> list[tuple[str, str]]:
     return derived
 
 
-_SEED2_SOURCE = "seed option 2"
-_SEED3_SOURCE = "seed option 3"
+_CONVENTIONAL_SOURCE = "conventional"
+_PATTERN_SOURCE = "norm pattern"
+_PER_LAYER_SOURCE = "per layer"
+_ADDED_SOURCES = (_CONVENTIONAL_SOURCE, _PATTERN_SOURCE, _PER_LAYER_SOURCE)
 
 
 def _option_entries(ctx: IgnoreContext, strategy: str) -> list[tuple[str, str]]:
-    """The seed's Option 2 (safe) or Option 3 (comprehensive), adapted to this model."""
+    """The conventional entries (both strategies) and, for `explicit`, the norm patterns and
+    every norm, bias and router gate of this model's real layers by name."""
     inv = ctx.report.inventory
     embed = next((m.name for m in inv.modules if m.kind == EMBEDDING), None)
     final_norm = next((m.name for m in inv.modules if m.kind == NORM and m.layer is None), None)
     out: list[tuple[str, str]] = []
-    for entry in SEED_OPTION2:
+    for entry in CONVENTIONAL:
         if entry == "embed_tokens" and embed and embed != entry:
-            out.append((embed, f"{_SEED2_SOURCE} (seed wrote 'embed_tokens')"))
+            out.append((embed, f"{_CONVENTIONAL_SOURCE} (the embedding)"))
         elif entry == "model.norm" and final_norm and final_norm != entry:
-            out.append((final_norm, f"{_SEED2_SOURCE} (seed wrote 'model.norm')"))
+            out.append((final_norm, f"{_CONVENTIONAL_SOURCE} (the final norm)"))
         else:
-            out.append((entry, _SEED2_SOURCE))
-    if strategy != "comprehensive":
+            out.append((entry, _CONVENTIONAL_SOURCE))
+    if strategy != "explicit":
         return out
-    out += [(p, _SEED3_SOURCE) for p in SEED_OPTION3_PATTERNS]
+    out += [(p, _PATTERN_SOURCE) for p in NORM_PATTERNS]
     # The "working" model's per-layer entries, generated for this model's real layers.
     layers = ctx.report.model.num_layers + ctx.report.model.num_nextn_predict_layers
-    src = f"{_SEED3_SOURCE} (per-layer, {layers} layers)"
+    src = f"{_PER_LAYER_SOURCE} ({layers} layers)"
     for m in inv.modules:
         if m.kind == NORM and m.layer is not None:
             out.append((m.name, src))

@@ -12,6 +12,13 @@ from servecheck.fix.agreement import Disagreement
 from servecheck.render.console import make_console, write, write_json
 
 DIFF_LINES = 120
+STRATEGY_TEXT = {
+    "checkpoint": "the layers stored unquantized that the config would quantize, read from "
+    "the safetensors headers",
+    "conventional": "the current entries that hold, lm_head, the embedding and the final norm, "
+    "and the layers the headers require, each verified",
+    "explicit": "conventional, plus every norm, bias and router gate by name, each verified",
+}
 
 
 def emit(outcome: FixOutcome, args: argparse.Namespace) -> None:
@@ -90,7 +97,7 @@ def outcome_dict(o: FixOutcome) -> dict:
 def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> None:
     from servecheck.fix import group_verdicts
     from servecheck.render.check.text import VERDICT_STYLE
-    from servecheck.summary import entries_text
+    from servecheck.summary import counted, entries_text
 
     p = o.proposal
     n = len(p.before)
@@ -100,11 +107,7 @@ def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> N
             f"{p.report.location} ({p.report.quant.method}, {p.location}: {entries_text(n)})",
         )
     )
-    how = {
-        "checkpoint": "derived from the safetensors headers",
-        "safe": "the seed's Option 2, adapted and verified",
-        "comprehensive": "the seed's Option 3, adapted and verified",
-    }[p.strategy]
+    how = STRATEGY_TEXT[p.strategy]
     console.print(Text.assemble(("Strategy    ", "bold"), f"{p.strategy}: {how}"))
     for note in p.notes:
         console.print(Text(f"Note        {note}", style="dim"))
@@ -114,7 +117,9 @@ def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> N
         for d in fixable[: None if verbose else 10]:
             console.print(Text(f"  ✖ {d.module}: {d.reason}", style="red"))
         if len(fixable) > 10 and not verbose:
-            console.print(Text(f"  … {len(fixable) - 10} more (--verbose)", style="dim"))
+            console.print(
+                Text(f"  and {len(fixable) - 10} more (--verbose shows them)", style="dim")
+            )
     elif p.report.checkpoint.config_only:
         console.print(Text("\nConfig only: stored dtypes unknown, entries judged by vLLM's rules."))
     elif not p.unfixable:
@@ -155,7 +160,9 @@ def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> N
             line.append(f"  {v.reason}", style="dim")
             console.print(line)
         if limit is not None and len(groups) > limit:
-            console.print(Text(f"  … {len(groups) - limit} more groups (--verbose)", "dim"))
+            console.print(
+                Text(f"  and {counted(len(groups) - limit, 'more group')} (--verbose)", "dim")
+            )
     if p.changed:
         console.print(Text("\nVerification", style="bold"))
         if p.verified:
@@ -208,7 +215,7 @@ def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> N
             console.print(Text(line, style=style))
         if len(shown) < len(lines):
             console.print(
-                Text(f"… {len(lines) - len(shown)} more diff lines (--verbose)", style="dim")
+                Text(f"and {counted(len(lines) - len(shown), 'more diff line')} (--verbose)", "dim")
             )
     if o.written is not None:
         if o.written.backup is not None:

@@ -70,7 +70,9 @@ def render_markdown(report: CheckReport) -> str:
             "Ignore list ({}): {}{}".format(
                 entries_text(len(report.quant.ignore_list)),
                 ", ".join(f"`{x}`" for x in shown),
-                " …" if len(report.quant.ignore_list) > len(shown) else "",
+                f" and {len(report.quant.ignore_list) - len(shown)} more"
+                if len(report.quant.ignore_list) > len(shown)
+                else "",
             )
         )
         out.append("")
@@ -106,7 +108,8 @@ def render_markdown(report: CheckReport) -> str:
             out.append("")
         if f.subjects:
             shown = ", ".join(f"`{s}`" for s in f.subjects[:6])
-            out.append(f"Where: {shown}{' …' if f.count > 6 else ''}")
+            more = f" and {f.count - 6} more" if f.count > 6 else ""
+            out.append(f"Where: {shown}{more}")
             out.append("")
         out.append(f"**Fix:** {f.fix}")
         out.append("")

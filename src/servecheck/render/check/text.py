@@ -148,7 +148,7 @@ def _finding(f: Finding, verbose: bool) -> Group:
     if verbose:
         lines.append(Text(f"     source: {f.vllm_ref}", style="dim"))
         if f.subjects:
-            shown = ", ".join(f.subjects[:5]) + (" ..." if f.count > 5 else "")
+            shown = ", ".join(f.subjects[:5]) + (f" and {f.count - 5} more" if f.count > 5 else "")
             lines.append(Text(f"     where: {shown}", style="dim"))
     return Group(*lines)
 
