@@ -70,6 +70,26 @@ def uses_sparse_mla(cfg: ModelConfig) -> bool:
     return cfg.is_mla and bool(cfg.raw.get("index_topk"))
 
 
+def has_sinks(cfg: ModelConfig) -> bool:
+    """Attention sinks: gpt-oss attention layers carry learned sinks (models/gpt_oss.py)."""
+    return cfg.model_type == "gpt_oss" or bool(cfg.raw.get("use_attention_sinks"))
+
+
+def sink_reason(name: str, device: Device, env: KernelEnv, version: str) -> str | None:
+    """vLLM 0.33 v1/attention/backend.py validate_configuration: 'attention sinks not
+    supported' unless the backend's supports_sink() holds (flash_attn.py: FA3 or FA4;
+    flashinfer.py: TRT-LLM attention, sm_90 / sm_10x / sm_12x in 0.33, sm_10x in 0.24;
+    triton_attn.py: always)."""
+    if name == "TRITON_ATTN":
+        return None
+    if name == "FLASH_ATTN" and flash_attn_version(device, env) in (3, 4):
+        return None
+    if name == "FLASHINFER" and env.has("flashinfer"):
+        if cap_matches(feature(version, "flashinfer_sink_devices"), device.capability):
+            return None
+    return "attention sinks not supported"
+
+
 def priorities(device: Device, mla: bool, sparse: bool) -> list[str]:
     """vLLM 0.33 platforms/cuda.py:83-181 _get_backend_priorities (sparse lists simplified)."""
     p = kernel_table()["attention_priority"]
@@ -93,12 +113,23 @@ def flash_attn_version(device: Device, env: KernelEnv) -> int:
 
 
 def _check(
-    name: str, device: Device, env: KernelEnv, cfg: ModelConfig, kv: str, mla: bool, sparse: bool
+    name: str,
+    device: Device,
+    env: KernelEnv,
+    cfg: ModelConfig,
+    kv: str,
+    mla: bool,
+    sparse: bool,
+    version: str = "0.33.0",
 ) -> str | None:
     """validate_configuration (v1/attention/backend.py:279-369): None or the first reason."""
     r = _rows()[name]
     hs = head_size(cfg)
     reasons = []
+    if has_sinks(cfg):
+        sink = sink_reason(name, device, env, version)
+        if sink:
+            reasons.append(sink)
     for package in r.get("packages", ()):
         if not env.has(package):
             return f"ImportError: {package} is not available"
@@ -148,7 +179,7 @@ def select_attention(
         return _select_0_11(cfg, device, env, kv, mla, sparse, hs)
     steps: list[Step] = []
     for name in priorities(device, mla, sparse):
-        reason = _check(name, device, env, cfg, kv, mla, sparse)
+        reason = _check(name, device, env, cfg, kv, mla, sparse, version)
         steps.append(Step(name, reason is None, reason))
         if reason is None:
             fav = flash_attn_version(device, env) if name == "FLASH_ATTN" else None
@@ -205,7 +236,8 @@ def _select_0_11(
     if cap == 100 and env.has("flashinfer"):
         return pick("FLASHINFER", "FlashInfer")
     if cap >= 80:
-        if kv == "fp8" and cap // 10 != 9:
-            return pick("TRITON_ATTN", "Triton", "0.11: FP8 KV cache off Hopper uses Triton")
+        if (kv == "fp8" or has_sinks(cfg)) and cap != 90:
+            # 0.11 platforms/cuda.py:358-361: sinks or FP8 KV cache off sm_90 -> Triton
+            return pick("TRITON_ATTN", "Triton", "0.11: sinks / FP8 KV cache off sm_90 use Triton")
         return pick("FLASH_ATTN", "FlashAttention " + ("3" if cap // 10 == 9 else "2"))
     return pick("FLEX_ATTENTION", "FlexAttention", "0.11: FlexAttention below sm_80")
