@@ -84,9 +84,9 @@ def sink_reason(name: str, device: Device, env: KernelEnv, version: str) -> str 
         return None
     if name == "FLASH_ATTN" and flash_attn_version(device, env) in (3, 4):
         return None
-    if name == "FLASHINFER" and env.has("flashinfer"):
-        if cap_matches(feature(version, "flashinfer_sink_devices"), device.capability):
-            return None
+    devices = feature(version, "flashinfer_sink_devices")
+    if name == "FLASHINFER" and env.has("flashinfer") and cap_matches(devices, device.capability):
+        return None
     return "attention sinks not supported"
 
 
