@@ -113,6 +113,9 @@ def audit(
     findings: list[Finding] = []
     findings += _file_findings(ckpt, version)
     tensors = ckpt.tensors or {}
+    if inv.ckpt_prefixes:
+        # vLLM's hf_to_vllm_mapper renames checkpoint prefixes (multimodal models)
+        tensors = {inv.vllm_name(n): t for n, t in tensors.items()}
     by_res = resolved.by_name()
     index = _Index(inv, by_res)
 

@@ -56,6 +56,9 @@ def config_window(cfg: dict[str, Any], model_type: str) -> int | None:
         return None
     if model_type in _USE_SLIDING_WINDOW_FLAG and not cfg.get("use_sliding_window", False):
         return None
+    if cfg.get("use_sliding_window") is False:
+        # the Qwen-family convention: a window kept in the config but switched off
+        return None
     return window
 
 

@@ -42,6 +42,7 @@ class MoeRecord:
     # (DeepSeek/GLM), "interleave" (Llama 4 interleave_moe_layer_step), "period"
     # (Jamba expert_layer_period/offset), "pattern" (the layer pattern says), "moe_layer_freq"
     layers: str = "all"
+    also_dense: bool = False  # a dense MLP beside the MoE block (Granite 4.0 shared_mlp)
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,6 @@ class Record:
     # vLLM module prefixes and the checkpoint prefixes they load from
     prefix: str = "model"  # the decoder stack: {prefix}.layers.N
     lm_head: str = "lm_head"
-    ckpt_prefix: str = ""  # checkpoint prefix of the decoder stack when it differs
-    ckpt_lm_head: str = ""
     embed: str = "embed_tokens"
     embed_quant: bool = True
     final_norm: str = "norm"
@@ -72,6 +71,10 @@ class Record:
     qkv: str = "split"  # split: q/k/v_proj stored | fused: stored as qkv_proj
     qkv_bias: Flag = "attention_bias"
     o_bias: Flag = "attention_bias"
+    qkv_name: str = "qkv_proj"
+    qkv_ckpt: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")  # one name: stored fused
+    o_name: str = "o_proj"
+    q_gate: Flag = False  # q projection doubled by an output gate (Qwen3-Next)
     qk_norm: Flag = False
     qk_norm_shape: str = "head"  # head: RMSNorm(head_dim) | heads: RMSNorm(heads * head_dim)
     attn_pattern: str = "window"  # how each layer's attention kind is decided (model/layers.py)
@@ -80,6 +83,11 @@ class Record:
     mlp_kind: str = "gated"  # gated (gate/up -> gate_up_proj) | gated_fused | plain
     mlp_names: tuple[str, str] = ("up_proj", "down_proj")  # plain MLP's two linears
     mlp_bias: Flag = "mlp_bias"
+    gate_up_name: str = "gate_up_proj"
+    gate_up_ckpt: tuple[str, ...] = ("gate_proj", "up_proj")  # one name: stored fused
+    down_name: str = "down_proj"
+    # (checkpoint prefix, vLLM prefix) pairs vLLM's hf_to_vllm_mapper applies
+    ckpt_map: tuple[tuple[str, str], ...] = ()
     moe: MoeRecord | None = None
     # hybrid mixers (Mamba, linear attention): prefix and kind per record
     mixer: dict[str, Any] = field(default_factory=dict)
@@ -113,6 +121,8 @@ def _merged(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     if base_name in seen:
         raise ValueError(f"architectures.toml: base cycle through {name}")
     merged = _merged(base_name, (*seen, name))
+    if base_name == "generic":
+        merged.pop("exact", None)  # a record is exact unless it says otherwise
     for key, value in raw.items():
         if key == "moe" and isinstance(merged.get("moe"), dict) and isinstance(value, dict):
             merged["moe"] = {**merged["moe"], **value}
@@ -135,9 +145,11 @@ def _build(name: str, raw: dict[str, Any]) -> Record:
         if "expert_names" in mk:
             mk["expert_names"] = tuple(mk["expert_names"])
         kwargs["moe"] = MoeRecord(**mk)
-    for key in ("layer_norms", "notes", "mlp_names"):
+    for key in ("layer_norms", "notes", "mlp_names", "qkv_ckpt", "gate_up_ckpt"):
         if key in kwargs:
             kwargs[key] = tuple(kwargs[key])
+    if "ckpt_map" in kwargs:
+        kwargs["ckpt_map"] = tuple(tuple(pair) for pair in kwargs["ckpt_map"])
     if "towers" in kwargs:
         kwargs["towers"] = tuple(kwargs["towers"])
     if "packed" in kwargs:

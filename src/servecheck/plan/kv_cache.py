@@ -1,9 +1,16 @@
 """KV cache exactly as vLLM sizes it: bytes per token per GPU, blocks, token capacity.
 
 vLLM 0.33 v1/kv_cache_interface.py (AttentionSpec.page_size_bytes, FullAttentionSpec and
-SlidingWindowSpec.max_memory_usage_bytes, MLAAttentionSpec), v1/core/kv_cache_planning.py
+SlidingWindowSpec.max_memory_usage_bytes, MLAAttentionSpec, MambaSpec), v1/core/kv_cache_planning.py
 (grouping, bytes per block, num_blocks = available // bytes_per_block, the fit checks) and
 v1/core/kv_cache_utils.py (token capacity and concurrency as logged).
+
+Layer kinds come from the model's inventory (`Inventory.cache_layers`): full attention holds
+K and V for every token; sliding-window layers hold at most the window under the hybrid
+allocator; chunked local attention (Llama 4) makes vLLM turn the hybrid allocator off, so
+those layers count as full; Mamba / gated-delta-net layers hold one recurrent state per
+sequence, and on such hybrids the attention block grows until one attention page is at
+least one state (platforms/interface.py _align_hybrid_block_size).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from servecheck.model.config import ModelConfig
-from servecheck.model.inventory import ATTENTION, Inventory
+from servecheck.model.inventory import ATTENTION, CacheLayer, Inventory
 from servecheck.plan.config import Era
 from servecheck.plan.layouts import Layout, pp_partition
 
@@ -35,11 +42,12 @@ _USE_SLIDING_WINDOW_FLAG = ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe")
 
 @dataclass(frozen=True, order=True)
 class LayerSpec:
-    """One attention layer's KV cache on one GPU."""
+    """One layer's cache on one GPU."""
 
-    kind: str  # "full", "sliding", "mla"
+    kind: str  # "full", "sliding", "mla", "state" (Mamba / linear attention)
     bytes_per_token: int  # num_kv_heads_per_rank x (head_size + head_size_v) x dtype bytes
     sliding_window: int | None = None
+    state_bytes: int = 0  # one sequence's recurrent state (kind "state"), padded to a page
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class KvSpec:
     dtype_bytes: int
 
     def bytes_per_token(self, stage: int) -> int:
-        """KV bytes per token of context, summed over the stage's layers (full attention)."""
+        """KV bytes per token of context, summed over the stage's attention layers."""
         return sum(layer.bytes_per_token for layer in self.stages[stage])
 
 
@@ -94,6 +102,8 @@ def kv_spec(
     speculative: bool = False,
 ) -> KvSpec:
     dtype_bytes = KV_DTYPE_BYTES.get(kv_dtype, 2)
+    if inventory is not None and inventory.cache_layers:
+        return _from_cache_layers(cfg, inventory, layout, kv_dtype, block_size, speculative)
     if inventory is None:
         layers = list(range(cfg.num_layers))
     else:
@@ -130,6 +140,93 @@ def kv_spec(
     return KvSpec(tuple(tuple(s) for s in stages), block_size, kv_dtype, dtype_bytes)
 
 
+# Model dtype -> element bytes of the Mamba states (vLLM 0.33 mamba_utils.py
+# MambaStateDtypeCalculator: mamba_cache_dtype "auto" = the model dtype).
+_MODEL_DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "float32": 4, "float": 4}
+_STATE_DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+def state_bytes(layer: CacheLayer, tp: int, model_bytes: int) -> int:
+    """One sequence's recurrent state on one of `tp` ranks (vLLM 0.33 mamba_utils.py
+    MambaStateShapeCalculator, conv state then temporal state)."""
+    temporal_bytes = _STATE_DTYPE_BYTES.get(layer.state_dtype or "", model_bytes)
+    d = layer.dim
+    if layer.kind == "mamba2":
+        groups = d("groups")
+        if groups % tp:
+            groups += tp - groups  # extra_groups_for_head_shards
+        conv = (d("intermediate") + 2 * groups * d("state")) // tp * (d("conv") - 1)
+        temporal = d("heads") // tp * d("head_dim") * d("state")
+        return conv * model_bytes + temporal * temporal_bytes
+    if layer.kind == "mamba":
+        inter = d("intermediate") // tp
+        return inter * (d("conv") - 1) * model_bytes + inter * d("state") * temporal_bytes
+    if layer.kind == "gdn":
+        conv_dim = 2 * d("k_heads") * d("k_dim") + d("v_heads") * d("v_dim")
+        conv = conv_dim // tp * (d("conv") - 1)
+        temporal = d("v_heads") // tp * d("v_dim") * d("k_dim")
+        return conv * model_bytes + temporal * temporal_bytes
+    if layer.kind == "linear_attention":
+        return d("heads") // tp * d("head_dim") * d("head_dim") * model_bytes
+    return 0
+
+
+def _from_cache_layers(
+    cfg: ModelConfig,
+    inventory: Inventory,
+    layout: Layout,
+    kv_dtype: str,
+    block_size: int,
+    speculative: bool,
+) -> KvSpec:
+    dtype_bytes = KV_DTYPE_BYTES.get(kv_dtype, 2)
+    model_bytes = _MODEL_DTYPE_BYTES.get(cfg.dtype or "bfloat16", 2)
+    layers = [c for c in inventory.cache_layers if speculative or not c.mtp]
+    # vLLM 0.24/0.33 config/vllm.py: chunked local attention turns the hybrid allocator off
+    # (VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE unset); kv_cache_utils.py
+    # unify_hybrid_kv_cache_specs then makes every sliding / chunked layer full attention.
+    hybrid_off = any(c.kind == "chunked" for c in layers)
+
+    def per_token(c: CacheLayer) -> int:
+        if c.kind == "mla":
+            return c.head_size * dtype_bytes
+        kv = max(c.kv_heads, 1)
+        # vLLM 0.33 linear.py QKVParallelLinear: kv // tp heads, or 1 (replicated) if tp >= kv
+        per_rank = 1 if layout.tp >= kv else kv // layout.tp
+        return per_rank * (c.head_size + c.head_size_v) * dtype_bytes
+
+    attn = [c for c in layers if c.is_attention]
+    states = [c for c in layers if not c.is_attention]
+    if states and attn:
+        # vLLM 0.24 platforms/interface.py _align_hybrid_block_size (mamba_cache_mode "none"):
+        # attention block = 16-token kernel alignment x cdiv(state page, alignment x page/token)
+        page_1 = per_token(attn[0])
+        state_page = max(state_bytes(c, layout.tp, model_bytes) for c in states)
+        align = max(16, block_size)
+        aligned = align * -(-state_page // (align * page_1))
+        block_size = max(block_size, aligned)
+    attn_page = block_size * per_token(attn[0]) if attn else 0
+    stages: list[list[LayerSpec]] = [[] for _ in range(layout.pp)]
+    parts = pp_partition(cfg.num_layers, layout.pp)
+    for c in layers:
+        stage = layout.pp - 1
+        for s, (start, end) in enumerate(parts):
+            if start <= c.layer < end:
+                stage = s
+        if c.is_attention:
+            kind = c.kind
+            window = c.window if kind == "sliding" and not hybrid_off else None
+            if kind in ("chunked", "sliding") and window is None:
+                kind = "full"
+            spec = LayerSpec(kind, per_token(c), window)
+        else:
+            # the state page is padded to exactly one attention page
+            padded = max(state_bytes(c, layout.tp, model_bytes), attn_page)
+            spec = LayerSpec("state", 0, None, padded)
+        stages[stage].append(spec)
+    return KvSpec(tuple(tuple(s) for s in stages), block_size, kv_dtype, dtype_bytes)
+
+
 @dataclass(frozen=True)
 class Groups:
     """vLLM's KV-cache groups for one stage (0.33 _get_kv_cache_groups_uniform_page_size)."""
@@ -161,11 +258,17 @@ def kv_groups(layers: tuple[LayerSpec, ...], era: Era) -> Groups:
 
 
 def page_bytes(spec: LayerSpec, block_size: int) -> int:
+    if spec.kind == "state":
+        return spec.state_bytes
     return spec.bytes_per_token * block_size
 
 
 def layer_blocks_for(spec: LayerSpec, length: int, block_size: int, in_flight: int) -> int:
     """Blocks one request of `length` tokens holds in one layer (max_memory_usage_bytes)."""
+    if spec.kind == "state":
+        # vLLM 0.33 kv_cache_interface.py MambaSpec.max_memory_usage_bytes, mamba_cache_mode
+        # "none" (hybrid models run without prefix caching by default): one state
+        return 1
     if spec.kind == "sliding" and spec.sliding_window:
         # vLLM 0.33 kv_cache_interface.py SlidingWindowSpec.max_admission_blocks_per_request
         tokens = min(spec.sliding_window - 1 + in_flight, length)

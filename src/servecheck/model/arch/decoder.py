@@ -15,6 +15,7 @@ from servecheck.model.arch.mixers import mixer_modules
 from servecheck.model.arch.towers import tower_modules
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import (
+    ATTN_O,
     ATTN_QKV,
     MLP_DOWN,
     MLP_GATE_UP,
@@ -27,8 +28,8 @@ from servecheck.model.inventory import (
     Inventory,
     Module,
     Param,
+    attention,
     embedding,
-    gqa_attention,
     linear,
     lm_head,
     routed_experts,
@@ -55,35 +56,41 @@ def _norm(name: str, size: int, layer: int | None, record: Record) -> Module:
 def _attention(record: Record, cfg: ModelConfig, i: int, p: str) -> list[Module]:
     raw = cfg.raw
     prefix = f"{p}.{record.attn}"
-    modules = gqa_attention(
-        prefix,
-        cfg.hidden_size,
-        cfg.num_heads,
-        cfg.num_kv_heads,
-        cfg.head_dim,
-        i,
-        qkv_bias=record.flag(record.qkv_bias, raw),
-        o_bias=record.flag(record.o_bias, raw),
-    )
-    if record.qkv == "fused":
-        # vLLM 0.33 models/phi3.py: the checkpoint stores qkv_proj already fused
-        qkv = modules[0]
-        modules[0] = linear(
-            qkv.name,
+    heads, kv, hd = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+    q_out = heads * hd * (2 if record.flag(record.q_gate, raw) else 1)
+    sizes = (q_out, kv * hd, kv * hd)
+    if len(record.qkv_ckpt) == 1:
+        shards = [(f"{prefix}.{record.qkv_ckpt[0]}", sum(sizes))]
+    else:
+        shards = [(f"{prefix}.{n}", size) for n, size in zip(record.qkv_ckpt, sizes, strict=True)]
+    modules = [
+        linear(
+            f"{prefix}.{record.qkv_name}",
             ATTN_QKV,
             "QKVParallelLinear",
             cfg.hidden_size,
-            [(qkv.name, qkv.out_features)],
+            shards,
             layer=i,
-            bias=qkv.bias,
+            bias=record.flag(record.qkv_bias, raw),
             tp_split="qkv",
-        )
+        ),
+        linear(
+            f"{prefix}.{record.o_name}",
+            ATTN_O,
+            "RowParallelLinear",
+            heads * hd,
+            [(f"{prefix}.{record.o_name}", cfg.hidden_size)],
+            layer=i,
+            bias=record.flag(record.o_bias, raw),
+            tp_split="row",
+        ),
+        attention(prefix, i),
+    ]
     if record.flag(record.qk_norm, raw):
-        size = cfg.head_dim
-        q_size, k_size = size, size
+        q_size, k_size = hd, hd
         if record.qk_norm_shape == "heads":
-            # vLLM 0.24 models/olmo2.py: q_norm / k_norm over all heads
-            q_size, k_size = cfg.num_heads * size, cfg.num_kv_heads * size
+            # q_norm / k_norm over all heads (vLLM 0.24 models/olmo2.py, minimax_m2.py)
+            q_size, k_size = heads * hd, kv * hd
         modules += [
             _norm(f"{prefix}.q_norm", q_size, i, record),
             _norm(f"{prefix}.k_norm", k_size, i, record),
@@ -123,14 +130,15 @@ def _mlp(
                 tp_split="row",
             ),
         ]
+    names = record.gate_up_ckpt
     gate_up = (
-        [(f"{prefix}.gate_up_proj", 2 * inter)]
-        if record.mlp_kind == "gated_fused"
-        else [(f"{prefix}.gate_proj", inter), (f"{prefix}.up_proj", inter)]
+        [(f"{prefix}.{names[0]}", 2 * inter)]
+        if len(names) == 1
+        else [(f"{prefix}.{n}", inter) for n in names]
     )
     return [
         linear(
-            f"{prefix}.gate_up_proj",
+            f"{prefix}.{record.gate_up_name}",
             kinds[0],
             "MergedColumnParallelLinear",
             hidden,
@@ -139,11 +147,11 @@ def _mlp(
             bias=bias,
         ),
         linear(
-            f"{prefix}.down_proj",
+            f"{prefix}.{record.down_name}",
             kinds[1],
             "RowParallelLinear",
             inter,
-            [(f"{prefix}.down_proj", hidden)],
+            [(f"{prefix}.{record.down_name}", hidden)],
             layer=i,
             bias=bias,
             tp_split="row",
@@ -154,7 +162,12 @@ def _mlp(
 def _shared_size(moe: MoeRecord, cfg: ModelConfig) -> int:
     raw = cfg.raw
     if moe.shared_size == "n_shared_experts":
-        n = raw.get("n_shared_experts") or raw.get("num_shared_experts") or 0
+        n = (
+            raw.get("n_shared_experts")
+            or raw.get("num_shared_experts")
+            or raw.get("moe_num_shared_experts")
+            or 0
+        )
         return int(n) * cfg.moe_intermediate_size
     value = raw.get(moe.shared_size)
     return int(value) if isinstance(value, int) else 0
@@ -250,7 +263,8 @@ def moe_layer(record: Record, cfg: ModelConfig, i: int, kind: LayerKind) -> bool
         start = int(cfg.raw.get("moe_layer_start_index", 0) or 0)
         end = int(cfg.raw.get("moe_layer_end_index", cfg.num_layers - 1) or cfg.num_layers - 1)
         step = int(cfg.raw.get("moe_layer_interval", 1) or 1)
-        return start <= i <= end and (i - start) % step == 0
+        # vLLM 0.33 models/ernie45_moe.py Ernie4_5_MoeDecoderLayer
+        return start <= i <= end and (i + 1) % step == 0
     return True
 
 
@@ -260,7 +274,7 @@ def build(cfg: ModelConfig, record: Record) -> Inventory:
     plan = plan_layers(record, raw, cfg.num_layers, cfg.model_type)
     p0 = record.prefix
     modules: list[Module] = []
-    modules += tower_modules(record, cfg)
+    modules += tower_modules(record, cfg, raw)
     modules.append(
         embedding(f"{p0}.{record.embed}", cfg.vocab_size, cfg.hidden_size, record.embed_quant)
     )
@@ -287,9 +301,10 @@ def build(cfg: ModelConfig, record: Record) -> Inventory:
             modules += mods
             cache += layer_cache
         if kind.ffn != "none":
-            if moe_layer(record, cfg, i, kind):
+            moe = moe_layer(record, cfg, i, kind)
+            if moe:
                 modules += _moe(record, cfg, i, p)
-            else:
+            if not moe or (record.moe and record.moe.also_dense):
                 inter = cfg.intermediate_size
                 modules += _mlp(record, f"{p}.{record.mlp}", cfg.hidden_size, inter, i, mlp_bias)
     modules.append(_norm(f"{p0}.{record.final_norm}", cfg.hidden_size, None, record))
@@ -326,21 +341,11 @@ def _norms(record: Record, kind: LayerKind) -> tuple[str, ...]:
 
 
 def _packed(record: Record, modules: list[Module]) -> dict[str, tuple[str, ...]]:
-    packed: dict[str, tuple[str, ...]] = {}
-    if record.qkv == "split":
-        packed["qkv_proj"] = ("q_proj", "k_proj", "v_proj")
-    else:
-        packed["qkv_proj"] = ("qkv_proj",)
+    packed: dict[str, tuple[str, ...]] = {record.qkv_name: record.qkv_ckpt}
     if any(m.kind in (MLP_GATE_UP, SHARED_GATE_UP) for m in modules) and record.mlp_kind != "plain":
-        fused = record.mlp_kind == "gated_fused"
-        packed["gate_up_proj"] = ("gate_up_proj",) if fused else ("gate_proj", "up_proj")
+        packed[record.gate_up_name] = record.gate_up_ckpt
     return packed
 
 
 def _ckpt_prefixes(record: Record) -> tuple[tuple[str, str], ...]:
-    out = []
-    if record.ckpt_prefix:
-        out.append((record.ckpt_prefix + ".", record.prefix + "."))
-    if record.ckpt_lm_head:
-        out.append((record.ckpt_lm_head, record.lm_head))
-    return tuple(out)
+    return tuple((ckpt, vllm) for ckpt, vllm in record.ckpt_map)

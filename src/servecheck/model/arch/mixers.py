@@ -26,6 +26,13 @@ def dim(spec: Any, cfg: ModelConfig, values: dict[str, int] | None = None) -> in
     product "a*b" of those (`hidden` = the hidden size)."""
     if isinstance(spec, int):
         return spec
+    if "|" in str(spec):
+        # alternatives: the first that the config gives
+        for alt in str(spec).split("|"):
+            value = dim(alt, cfg, values)
+            if value:
+                return value
+        return 0
     total = 1
     for part in str(spec).split("*"):
         part = part.strip()
