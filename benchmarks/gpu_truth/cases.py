@@ -433,6 +433,72 @@ CASES: list[dict[str, Any]] = [
 ]
 
 
+# ---- architectures (issue 11): one H200, vLLM 0.24, dummy weights at full size ----
+# Multimodal configs run text-only (limit_mm_per_prompt 0 for every modality): vLLM then
+# builds no vision tower and needs no processor files.
+TEXT_ONLY = {"limit_mm_per_prompt": {"image": 0, "video": 0}}
+
+
+def _arch(name: str, config: str, priority: int, max_model_len: int, note: str, **llm: Any):
+    case = _dummy(
+        name, f"benchmarks/gpu_truth/configs/{config}", priority, max_model_len, 0.90, note, **llm
+    )
+    case["group"] = "arch"
+    return case
+
+
+CASES += [
+    _arch(
+        "dummy-gemma-2-9b-len8k-u090", "gemma-2-9b-it", 1, 8192, "sliding window on half the layers"
+    ),
+    _arch(
+        "dummy-nemotron-h-8b-len8k-u090",
+        "nemotron-h-8b-base-8k",
+        2,
+        8192,
+        "hybrid Mamba-2: attention block aligned to the state page (1040 tokens predicted)",
+    ),
+    _arch(
+        "dummy-qwen3-next-80b-fp8-len32k-u090",
+        "qwen3-next-80b-a3b-instruct-fp8",
+        3,
+        32768,
+        "gated delta net (linear attention) + 512-expert MoE, FP8 block weights",
+    ),
+    _arch(
+        "dummy-gemma-3-12b-textonly-len32k-u090",
+        "gemma-3-12b-it",
+        4,
+        32768,
+        "vision-language, text only: no vision tower is built",
+        **TEXT_ONLY,
+    ),
+    _arch(
+        "dummy-qwen2.5-vl-7b-textonly-len32k-u090",
+        "qwen2.5-vl-7b-instruct",
+        5,
+        32768,
+        "vision-language, text only: no vision tower is built",
+        **TEXT_ONLY,
+    ),
+    _arch("dummy-exaone-4.0-32b-len32k-u090", "exaone-4.0-32b", 6, 32768, "3:1 sliding/full, long"),
+    _arch("dummy-granite-4.0-h-tiny-len32k-u090", "granite-4.0-h-tiny", 7, 32768, "Mamba-2 + MoE"),
+    _arch("dummy-falcon-h1-7b-len32k-u090", "falcon-h1-7b-instruct", 8, 32768, "parallel hybrid"),
+    _arch("dummy-qwen1.5-moe-a2.7b-len8k-u090", "qwen1.5-moe-a2.7b-chat", 9, 8192, "Qwen2-MoE"),
+    _arch(
+        "dummy-phi-3.5-mini-len32k-u090", "phi-3.5-mini-instruct", 10, 32768, "fused qkv/gate_up"
+    ),
+    _arch("dummy-cohere2-7b-len8k-u090", "c4ai-command-r7b-12-2024", 11, 8192, "Cohere 2 sliding"),
+    _arch(
+        "dummy-gemma-3-1b-len32k-u090", "gemma-3-1b-it", 12, 32768, "5:1 sliding/full, 1 KV head"
+    ),
+    _arch(
+        "dummy-olmo-2-7b-len4k-u090", "olmo-2-1124-7b-instruct", 13, 4096, "OLMo 2 (native in 0.24)"
+    ),
+    _arch("dummy-smollm3-3b-len32k-u090", "smollm3-3b", 14, 32768, "Transformers backend"),
+]
+
+
 def by_name() -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in CASES}
 

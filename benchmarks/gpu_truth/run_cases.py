@@ -60,7 +60,11 @@ CHILD_ENV = {
 }
 
 TIMEOUT = {"tiny": 300, "full": 420}
-ESTIMATE = {"tiny": 60, "full": 90}  # seconds, to decide whether a case still fits the deadline
+ESTIMATE = {
+    "tiny": 60,
+    "full": 90,
+    "arch": 120,
+}  # seconds, to decide whether a case still fits the deadline
 
 
 # ------------------------------------------------------------------------- child ----
