@@ -34,14 +34,16 @@ from servecheck.smoke.runner import (
 )
 
 LOGS = ROOT / "tests" / "data" / "smoke"
-PROBE = '{"version": "0.32.0", "flashinfer": false, "deep_gemm": false}'
+CPU_PROBE = {"version": "0.32.0", "flashinfer": False, "deep_gemm": False}
+GPU_PROBE = {"version": "0.24.0", "flashinfer": False, "deep_gemm": True}  # the device's install
 
 
-def fake_python(tmp_path: Path, body: str) -> str:
+def fake_python(tmp_path: Path, body: str, probe: dict | None = None) -> str:
     """An executable standing in for a Python with vLLM: `-c` answers the probe; otherwise
     it runs `body` (sh) as the child."""
     exe = tmp_path / "python"
-    exe.write_text(f'#!/bin/sh\nif [ "$1" = "-c" ]; then echo \'{PROBE}\'; exit 0; fi\n{body}\n')
+    said = json.dumps(probe or CPU_PROBE)
+    exe.write_text(f'#!/bin/sh\nif [ "$1" = "-c" ]; then echo \'{said}\'; exit 0; fi\n{body}\n')
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
     return str(exe)
 
@@ -322,3 +324,88 @@ def test_gpu_truth_harness_builds_records_with_the_smoke_parser() -> None:
     assert rec["outcome"] == "loaded"
     assert rec["memory"]["cache_config"]["block_size"] == 128
     assert rec["env"]["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+
+
+# ------------------------------------------------- GPU runs, replayed from measured records ----
+
+GPU_TRUTH = ROOT / "tests" / "data" / "gpu_truth"
+
+
+def gpu_log(record: str) -> str:
+    """A smoke child's log rebuilt from a measured CUDA vLLM 0.24.0 record: vLLM's logged lines
+    (the record's excerpt), the device, and what the child reported (modules, exact memory)."""
+    rec = json.loads((GPU_TRUTH / f"{record}.json").read_text())
+    gpu, cap = rec["gpu"], rec["gpu"]["capability"].split(".")
+    env = {
+        "vllm": rec["vllm_version"],
+        "gpu_name": gpu["name"],
+        "capability": [int(cap[0]), int(cap[1])],
+        "gpu_total_bytes": gpu["total_bytes"],
+        **{f"has_{k}": v for k, v in rec["packages"].items()},
+    }
+    kw = rec["llm_kwargs"]
+    cc = rec["memory"].get("cache_config") or {}
+    effective = {**kw, "tensor_parallel_size": 1, "pipeline_parallel_size": 1}
+    effective["kv_cache_dtype"] = cc.get("cache_dtype", "auto")
+    result = {
+        "outcome": rec["outcome"],
+        "error": rec["error"],
+        "modules": rec["modules"],
+        "memory_exact": rec["memory"].get("exact"),
+        "effective": effective if rec["outcome"] == "loaded" else None,
+        "generated": {"token_ids": [1, 2, 3], "text": "abc"},
+    }
+    lines = [
+        f"SERVECHECK_ENV {json.dumps(env)}",
+        f"SERVECHECK_ARGS {json.dumps({'engine_kwargs': kw})}",
+    ]
+    for line in rec["log_excerpt"]:
+        level, _, rest = line.partition(" ")
+        if level in ("INFO", "WARNING", "ERROR"):
+            lines.append(f"{level} 11-27 10:00:00 {rest}")
+        else:
+            lines.append(line)
+    lines.append(f"SERVECHECK_RESULT {json.dumps(result)}")
+    return "\n".join(lines) + "\n"
+
+
+def smoke_gpu_replay(tmp_path: Path, record: str, model: Path, gpu: str) -> dict:
+    log = tmp_path / "replayed.log"
+    log.write_text(gpu_log(record))
+    py = fake_python(tmp_path, f"cat '{log}'", GPU_PROBE)
+    done = smoke_cli(
+        str(model), "--gpu", gpu, "--python", py, "--format", "json",
+        "--log", str(tmp_path / "vllm.log"),
+    )  # fmt: skip
+    assert done.stdout, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_gpu_run_of_a_full_size_moe_config_compares_memory(tmp_path: Path) -> None:
+    """Qwen3-30B-A3B FP8 (block) with dummy weights on an H200: kernels, MoE backend, attention
+    and the memory rows, with servecheck's plan for the settings the engine used."""
+    model = ROOT / "benchmarks" / "gpu_truth" / "configs" / "qwen3-30b-a3b-fp8"
+    data = smoke_gpu_replay(tmp_path, "dummy-qwen3-30b-a3b-fp8-len8k-u090", model, "H200")
+    rows = {r["field"]: r for r in data["comparison"]["rows"]}
+    assert rows["kernel attn.qkv_proj"]["observed"] == "DeepGemmFp8BlockScaledMMKernel"
+    assert rows["kernel moe.experts"]["observed"] == "TRITON / TritonExperts"
+    assert rows["attention backend"]["observed"] == "FLASH_ATTN"
+    assert rows["weights"]["observed"] == "29.08 GiB"
+    assert rows["KV tokens"]["observed"] == "1,025,024"
+    for field in ("weights", "available KV cache", "KV tokens", "kernel moe.experts"):
+        assert rows[field]["agree"] is True, rows[field]
+    assert not [r for r in data["comparison"]["rows"] if r["agree"] is False]
+
+
+def test_gpu_failure_predicted_from_the_arguments(tmp_path: Path) -> None:
+    """--max-model-len above the model's: the plan for the arguments as vLLM read them predicts
+    vLLM's ValidationError (the default-settings check alone would not)."""
+    model = ROOT / "tests" / "fixtures" / "checkpoints" / "llama-bf16"
+    data = smoke_gpu_replay(tmp_path, "llama-bf16-len-above-model--h100", model, "H100")
+    rows = {r["field"]: r for r in data["comparison"]["rows"]}
+    assert data["run"]["outcome"] == "failed"
+    assert rows["outcome"]["agree"] is True, rows["outcome"]
+    assert rows["root error"]["agree"] is True, rows["root error"]
+    assert rows["root error"]["observed"].startswith(
+        "ValidationError: User-specified max_model_len"
+    )

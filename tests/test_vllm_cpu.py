@@ -1,15 +1,18 @@
-"""Fidelity against real vLLM: servecheck's `--gpu cpu` prediction vs what vllm-cpu does.
+"""Fidelity against real vLLM: `servecheck smoke` on committed fixtures with vLLM's CPU backend.
 
 Runs only where `vllm` is importable (the virtualenv made by scripts/install-vllm-cpu.sh,
 with servecheck installed into it); .ci/run does exactly that:
 
     .venv-vllm/bin/python -m pytest -m vllm tests/test_vllm_cpu.py
 
-Each case loads one committed fixture with vLLM's CPU backend (scripts/vllm_cpu_load.py, a
-child process, about a minute here) and asserts that servecheck predicted the same verdict:
-a load that succeeds must have no error finding; a load that fails must have an error
-finding naming the same failure (same exception class, or vLLM's message). The agreement
-table is printed at the end of the session and written to $VLLM_AGREEMENT_OUT if set.
+Each case runs `servecheck smoke FIXTURE --gpu cpu --format json` (a real vllm-cpu load and a
+few greedy tokens in a child process, about 30 to 50 s on two cores) and asserts the comparison
+table: the outcome row agrees (a load that generates had no error finding predicted; a load that
+fails had one), a failure's root-error row names vLLM's exception class and message, and every
+compared row of a load (quantization method and scheme, kernel or MoE backend per module kind,
+attention backend) agrees. Dense and MoE, loads and failures of four kinds (build-time kernel,
+post-load MoE backend, MoE backend oracle, FP4 kernel). The agreement table is printed at the
+end of the session and written to $VLLM_AGREEMENT_OUT if set.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,87 +27,104 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, ROOT
-from servecheck.api import check
-from servecheck.findings.registry import Finding, Severity
-from servecheck.targets import target_from_option
 
 pytestmark = [
     pytest.mark.vllm,
     pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not importable"),
 ]
 
-LOADER = ROOT / "scripts" / "vllm_cpu_load.py"
 TOKENIZER = ROOT / "tests" / "fixtures" / "tokenizer"
-# Dense and MoE, loads and failures of four kinds (build-time kernel, post-load MoE backend,
-# MoE backend oracle, FP4 kernel). Each costs about a minute on a two-core machine.
+# vLLM arguments: the fixtures' tokenizer lives beside them; a short context, few sequences
+# and eager mode keep a load near half a minute.
+VLLM_ARGS = ["--tokenizer", str(TOKENIZER), "--max-model-len", "256", "--max-num-seqs", "4"]
+VLLM_ARGS += ["--enforce-eager"]
+# Open disagreements with vllm-cpu, each with its evidence (strict: a fix turns it into a
+# failure asking for the entry to go).
+KNOWN = {
+    "glm4moe-W4A16": (
+        "vllm-cpu 0.32.0 raises NotImplementedError 'No WNA16 MoE backend supports the "
+        "deployment configuration.' (tests/data/vllm_cpu_runs/glm4moe-W4A16.json); servecheck "
+        "predicting for 0.32.0 says the CPU MoE method CompressedTensorsWNA16MarlinMoEMethod is "
+        "not modelled (H009 warning), so the outcome row disagrees. Fix: hardware CPU MoE "
+        "selection for WNA16 in the 0.32 range"
+    ),
+}
 CASES = [
-    "llama-bf16",
-    "llama-FP8_DYNAMIC",
-    "llama-W4A16",
-    "llama-NVFP4",
-    "glm4moe-bf16",
-    "qwen3moe-FP8_DYNAMIC",
-    "glm4moe-W4A16",
+    pytest.param(name, marks=[pytest.mark.xfail(strict=True, reason=KNOWN[name])])
+    if name in KNOWN
+    else name
+    for name in (
+        "llama-bf16",
+        "llama-FP8_DYNAMIC",
+        "llama-W4A16",
+        "llama-NVFP4",
+        "glm4moe-bf16",
+        "qwen3moe-FP8_DYNAMIC",
+        "glm4moe-W4A16",
+    )
 ]
 RESULTS: dict[str, tuple[str, str, bool]] = {}
 
 
-def vllm_load(name: str, tmp_path: Path) -> dict:
-    out = tmp_path / f"{name}.json"
-    proc = subprocess.run(
+def smoke(name: str, tmp_path: Path) -> tuple[int, dict]:
+    done = subprocess.run(
         [
             sys.executable,
-            str(LOADER),
+            "-m",
+            "servecheck",
+            "smoke",
             str(FIXTURES / name),
-            "--tokenizer",
-            str(TOKENIZER),
-            "--out",
-            str(out),
+            "--gpu",
+            "cpu",
+            "--format",
+            "json",
             "--log",
             str(tmp_path / f"{name}.log"),
             "--timeout",
             "600",
+            "--",
+            *VLLM_ARGS,
         ],
         capture_output=True,
         text=True,
         timeout=900,
+        # vLLM's CPU KV cache: 1 GiB (its default takes most of the machine's memory)
+        env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
     )
-    assert out.exists(), f"loader produced no result:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-    return json.loads(out.read_text())
-
-
-def _words(text: str) -> str:
-    """Lower-case text with numbers and quoting removed, for wording-tolerant comparison."""
-    return re.sub(r"[\d'\"`]+", "", text.lower())
-
-
-def names_failure(finding: Finding, result: dict) -> bool:
-    """Whether a predicted error finding describes the failure vLLM raised."""
-    actual = _words(" ".join(str(result.get(k) or "") for k in ("error_message", "error_detail")))
-    predicted = _words(finding.vllm_message or "")
-    if predicted and (predicted[:40] in actual or actual[:40] in predicted):
-        return True
-    return finding.exception is not None and finding.exception == result.get("error_type")
+    assert done.stdout.strip(), f"smoke printed nothing:\n{done.stderr[-3000:]}"
+    return done.returncode, json.loads(done.stdout)
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_cpu_prediction_matches_vllm(name, tmp_path):
-    result = vllm_load(name, tmp_path)
-    report = check(FIXTURES / name, target=target_from_option("cpu"))
-    errors = [f for f in report.findings if f.severity == Severity.ERROR]
-    loaded = result["outcome"] == "loaded"
-    agree = not errors if loaded else any(names_failure(f, result) for f in errors)
-    actual = "loaded" if loaded else f"{result.get('error_type')}: {result.get('error_message')}"
-    predicted = ", ".join(f"{f.code} {f.exception}" for f in errors) or "loads"
+def test_smoke_comparison_on_vllm_cpu(name: str, tmp_path: Path) -> None:
+    code, data = smoke(name, tmp_path)
+    run = data["run"]
+    rows = {r["field"]: r for r in data["comparison"]["rows"]}
+    generated = run["outcome"] == "generated"
+    actual = "generated" if generated else f"{run['outcome']}: {(run['error'] or {}).get('class')}"
+    errors = [f for f in data["prediction"]["findings"] if f["severity"] == "error"]
+    predicted = ", ".join(f"{f['code']} {f['exception']}" for f in errors) or "loads"
+    agree = data["comparison"]["agreed"] == data["comparison"]["compared"]
     RESULTS[name] = (actual, predicted, agree)
-    assert agree, f"vLLM: {actual}\nservecheck: {predicted}"
+    assert run["outcome"] in ("generated", "failed"), run
+    assert code == (0 if generated else 1)
+    assert rows["outcome"]["agree"] is True, rows["outcome"]
+    if generated:
+        assert run["generated_tokens"] > 0
+        quant = [r for f, r in rows.items() if f.startswith("quant ")]
+        assert quant and rows["attention backend"]["observed"] == "CPU_ATTN"
+    else:
+        assert rows["root error"]["agree"] is True, rows["root error"]
+        assert data["root_cause"]["predicted_by"] in {f["code"] for f in errors}
+    wrong = [r for r in data["comparison"]["rows"] if r["agree"] is False]
+    assert not wrong, wrong
 
 
 def teardown_module(module) -> None:
     if not RESULTS:
         return
     agreed = sum(a for *_, a in RESULTS.values())
-    lines = [f"servecheck vs vllm-cpu: {agreed}/{len(RESULTS)} agree"]
+    lines = [f"servecheck smoke vs vllm-cpu: {agreed}/{len(RESULTS)} agree on every field"]
     lines += [
         f"  {'OK ' if a else 'BAD'} {n}: vLLM {act} | servecheck {pred}"
         for n, (act, pred, a) in RESULTS.items()

@@ -1,6 +1,6 @@
 """Prediction against reality, field by field: one Row per thing both sides can say.
 
-    compare_run(report, run, memory_rows) -> Comparison
+    compare_run(report, run, findings, memory_rows) -> Comparison
 
 Rows: the outcome; the root error; per module kind (vLLM's module names mapped onto
 servecheck's inventory) the quantization method and scheme, and the linear kernel or MoE
@@ -84,9 +84,9 @@ class Comparison:
 # --------------------------------------------------------------------------- the error ----
 
 
-def raising(report: CheckReport) -> list[Finding]:
+def raising(findings: Iterable[Finding]) -> list[Finding]:
     """Error findings for which vLLM raises (a class is known): those predict a failed start."""
-    return [f for f in report.findings if f.severity == Severity.ERROR and f.exception]
+    return [f for f in findings if f.severity == Severity.ERROR and f.exception]
 
 
 def core_message(error: dict[str, Any]) -> str:
@@ -132,7 +132,7 @@ def observed_error(run: ChildRun) -> dict[str, Any] | None:
     return {"class": cls.strip().split(".")[-1], "message": msg.strip()}
 
 
-def _error_text(error: dict[str, Any], width: int = 160) -> str:
+def error_text(error: dict[str, Any], width: int = 160) -> str:
     text = f"{error.get('class')}: {core_message(error)}"
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 3] + "..."
@@ -144,8 +144,8 @@ def _finding_text(f: Finding) -> str:
     return f"{f.code} {f.exception}: {said}" if f.exception else f"{f.code}: {said}"
 
 
-def outcome_rows(report: CheckReport, run: ChildRun) -> tuple[list[Row], Finding | None]:
-    errors = raising(report)
+def outcome_rows(findings: Iterable[Finding], run: ChildRun) -> tuple[list[Row], Finding | None]:
+    errors = raising(findings)
     predicted = (
         "fails: " + ", ".join(f"{f.code} {f.exception}" for f in errors)
         if errors
@@ -177,7 +177,7 @@ def outcome_rows(report: CheckReport, run: ChildRun) -> tuple[list[Row], Finding
             Row(
                 "root error",
                 _finding_text(shown) if shown else "no error predicted",
-                _error_text(error),
+                error_text(error),
                 bool(both),
                 "" if both or not either else "class or message differs",
             )
@@ -243,15 +243,17 @@ def module_rows(report: CheckReport, run: ChildRun) -> list[Row]:
             cell = seen.setdefault(kind, {k: set() for k in ("pq", "oq", "pk", "ok")})
             scheme = g.get("scheme")
             cell["oq"].add(_quant_text(g.get("quant_method"), _strip_ct(scheme)))
-            cell["pq"].add(_quant_text(res.method, res.scheme) if res else "-")
+            # a scheme where vLLM has one (compressed-tensors); plain methods compare by class
+            ours_scheme = res.scheme if res and scheme else None
+            cell["pq"].add(_quant_text(res.method, ours_scheme) if res else "-")
             mk = kernels.get(name)
             if cls in MOE_CLASSES:
                 backend, experts = moe_backend_of(g)
-                ours = _moe_pair(mk.choice.kernel, mk.choice.experts) if mk else (None, None)
-                if ours[0] is None:  # servecheck names only the experts class here
+                pair = _moe_pair(mk.choice.kernel, mk.choice.experts) if mk else (None, None)
+                if pair[0] is None:  # servecheck names only the experts class here
                     backend = None
                 cell["ok"].add(" / ".join(x for x in (backend, experts) if x) or "-")
-                cell["pk"].add(" / ".join(x for x in ours if x) or "-")
+                cell["pk"].add(" / ".join(x for x in pair if x) or "-")
             elif linear_kernel_of(g):
                 cell["ok"].add(str(linear_kernel_of(g)))
                 cell["pk"].add((mk.choice.kernel or "-") if mk else "-")
@@ -282,13 +284,8 @@ def log_kernel_rows(report: CheckReport, run: ChildRun) -> list[Row]:
     moe = run.parsed.get("moe_backends") or []
     if not logged and not moe:
         return []
-    ours = sorted(
-        {
-            m.choice.kernel
-            for m in (report.kernels.modules if report.kernels else ())
-            if m.choice.kernel
-        }
-    )
+    modules = report.kernels.modules if report.kernels else ()
+    ours = sorted({m.choice.kernel for m in modules if m.choice.kernel and m.scheme})
     theirs = [f"{x['kernel']} for {x['for']}" for x in logged] + list(moe)
     return [Row("kernels logged", _join(ours), "; ".join(theirs), None, "vLLM stopped early")]
 
@@ -315,8 +312,14 @@ def attention_row(report: CheckReport, run: ChildRun) -> Row | None:
     return Row("attention backend", predicted, _join(logged), [predicted] == logged)
 
 
-def compare_run(report: CheckReport, run: ChildRun, memory: Iterable[Row] = ()) -> Comparison:
-    rows, matched = outcome_rows(report, run)
+def compare_run(
+    report: CheckReport,
+    run: ChildRun,
+    findings: Iterable[Finding] | None = None,
+    memory: Iterable[Row] = (),
+) -> Comparison:
+    """`findings`: the prediction for the run's settings (default: the report's findings)."""
+    rows, matched = outcome_rows(report.findings if findings is None else findings, run)
     rows += module_rows(report, run)
     rows += log_kernel_rows(report, run)
     att = attention_row(report, run)

@@ -106,7 +106,8 @@ def parse_log(text: str) -> dict[str, Any]:
             with contextlib.suppress(ValueError):
                 out["child"][m.group("kind").lower()] = json.loads(m.group("json"))
             continue
-        _facts(body, out, mem, graphs)
+        if level:  # vLLM's logger lines only, not tracebacks quoting its source
+            _facts(body, out, mem, graphs)
         if level == "WARNING" and body not in out["warnings"] and len(out["warnings"]) < 40:
             out["warnings"].append(body[:600])
         if plain.startswith("Traceback"):

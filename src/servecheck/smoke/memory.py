@@ -1,5 +1,9 @@
 """Memory rows of the comparison: weights, available KV cache, KV tokens, CUDA graphs.
 
+    plan_for(report, run)            -> (plan, layout) for the run's settings, or None
+    predicted_findings(report, ...)  -> the prediction's findings for those settings
+    memory_rows(report, run, layout) -> rows
+
 The prediction is servecheck's plan for the settings vLLM actually used (max_model_len, memory
 utilization, KV-cache dtype, batch limits, eager or graphs, tensor/pipeline sizes as the engine
 resolved them), so a difference is servecheck's model of vLLM's memory, not a different setting.
@@ -11,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from servecheck.core import CheckReport
+from servecheck.findings.registry import Finding
 from servecheck.plan.config import GIB, ServeOptions, era_for
 from servecheck.smoke.compare import Row
 from servecheck.smoke.runner import ChildRun
@@ -74,12 +79,12 @@ def observed(run: ChildRun) -> dict[str, float | None]:
     }
 
 
-def memory_rows(report: CheckReport, run: ChildRun) -> list[Row]:
-    """The memory comparison on a GPU; on vLLM's CPU backend only what it logs, not compared."""
+def memory_rows(report: CheckReport, run: ChildRun, layout: Any = None) -> list[Row]:
+    """The memory comparison on a GPU (`layout`: plan_for's answer); on vLLM's CPU backend only
+    what it logs, not compared."""
     if run.outcome not in ("generated", "loaded"):
         return []
     seen = observed(run)
-    layout = _layout(report, run)
     tokens = lambda n: "-" if n is None else f"{int(n):,}"  # noqa: E731
     if layout is None:
         theirs = _gib(seen["weights"]) if seen["weights"] is not None else "not reported"
@@ -90,7 +95,7 @@ def memory_rows(report: CheckReport, run: ChildRun) -> list[Row]:
             rows.append(Row("KV tokens", "-", tokens(seen["kv_tokens"]), None, "not modelled"))
         return rows
     plan, lp = layout
-    eff = run.result.get("effective") or {}
+    eff = settings(run)
     fixed = eff.get("kv_cache_memory_bytes")
     predicted_kv: float = float(fixed) if fixed else float(lp.available_kv)
     predicted_tokens: float = float(lp.kv_tokens)
@@ -122,15 +127,21 @@ def memory_rows(report: CheckReport, run: ChildRun) -> list[Row]:
     return rows
 
 
-def _layout(report: CheckReport, run: ChildRun) -> tuple[Any, Any] | None:
-    """servecheck's plan and layout for the settings the engine used, on the target GPU."""
+def settings(run: ChildRun) -> dict[str, Any]:
+    """The engine's resolved settings when it started; else the arguments as vLLM's own parser
+    read them (a run that failed before its engine existed)."""
+    return run.result.get("effective") or run.args_info.get("engine_kwargs") or {}
+
+
+def plan_for(report: CheckReport, run: ChildRun) -> tuple[Any, Any] | None:
+    """servecheck's plan and layout for the run's settings on the target GPU, or None."""
     if report.target.kind != "gpu":
         return None
     from servecheck.errors import InputError
     from servecheck.hardware.gpus import find_gpu
     from servecheck.plan.planner import make_plan
 
-    eff = run.result.get("effective") or {}
+    eff = settings(run)
     try:
         row = find_gpu(report.target.name)
     except InputError:
@@ -138,8 +149,21 @@ def _layout(report: CheckReport, run: ChildRun) -> tuple[Any, Any] | None:
     tp = int(eff.get("tensor_parallel_size") or 1)
     pp = int(eff.get("pipeline_parallel_size") or 1)
     total = run.env_info.get("gpu_total_bytes")  # what CUDA reported on this machine
-    plan = make_plan(report, row, tp * pp, 1, options_from(eff), cuda_total=total)
+    try:
+        plan = make_plan(report, row, tp * pp, 1, options_from(eff), cuda_total=total)
+    except (InputError, ValueError, TypeError):
+        return None
     for lp in plan.layouts:
         if lp.layout.tp == tp and lp.layout.pp == pp:
             return plan, lp
     return None
+
+
+def predicted_findings(report: CheckReport, layout: Any) -> tuple[Finding, ...]:
+    """The report's findings with its default-settings plan findings replaced by those of the
+    plan for the run's settings (as tests/test_gpu_truth.py predicts)."""
+    if layout is None:
+        return report.findings
+    default = {id(f) for f in (report.plan.findings if report.plan else ())}
+    kept = tuple(f for f in report.findings if id(f) not in default)
+    return tuple(sorted((*kept, *layout[0].findings), key=lambda f: (f.severity.rank, f.code)))

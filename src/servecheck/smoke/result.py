@@ -48,6 +48,9 @@ class SmokeResult:
     root_cause: RootCause | None = None
     record_path: Path | None = None
     timeout_s: float = 0
+    # the prediction for the run's settings (memory and context planned for the arguments as
+    # vLLM read them); the report's findings where no plan applies
+    findings: tuple[Finding, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -64,10 +67,10 @@ class SmokeResult:
             "vllm": {"python": self.install.python, "version": self.install.version},
             "command": self.command,
             "prediction": {
-                "verdict": self.report.verdict,
+                "verdict": _verdict(self.findings or self.report.findings),
                 "target": self.report.target.name,
                 "vllm_version": self.report.version.effective,
-                "findings": [f.as_dict() for f in self.report.findings],
+                "findings": [f.as_dict() for f in self.findings or self.report.findings],
             },
             "run": {
                 "outcome": run.outcome,
@@ -86,3 +89,8 @@ class SmokeResult:
             "root_cause": self.root_cause.as_dict() if self.root_cause else None,
             "record": str(self.record_path) if self.record_path else None,
         }
+
+
+def _verdict(findings: tuple[Finding, ...]) -> str:
+    levels = {f.severity.value for f in findings}
+    return "fail" if "error" in levels else "warn" if "warning" in levels else "ok"

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from servecheck.core import CheckReport, Target
-from servecheck.findings.registry import Severity
-from servecheck.smoke.compare import Comparison
+from servecheck.findings.registry import Finding, Severity
+from servecheck.smoke.compare import Comparison, error_text, observed_error
+from servecheck.smoke.logparse import MARKER
 from servecheck.smoke.result import RootCause, SmokeResult
 from servecheck.smoke.runner import ChildRun, VllmInstall
 
@@ -35,7 +36,9 @@ def kernel_env_of(install: VllmInstall, target: Target) -> list[str]:
     return items
 
 
-def explain_failure(run: ChildRun, report: CheckReport, comparison: Comparison) -> RootCause | None:
+def explain_failure(
+    run: ChildRun, findings: Sequence[Finding], comparison: Comparison
+) -> RootCause | None:
     """For a run that did not generate: explain's reading of the log, and the finding of the
     prediction that named this failure (the comparison's match, or a finding the matched
     signature lists), or None when nothing predicted it."""
@@ -47,12 +50,15 @@ def explain_failure(run: ChildRun, report: CheckReport, comparison: Comparison) 
         text = run.log_path.read_text(errors="replace")
     except OSError:
         return None
-    expl = explain_text(text)
+    # the child's own report lines are not vLLM's: keep them out of explain's reading
+    vllm_lines = [x for x in text.splitlines() if not MARKER.match(x)]
+    expl = explain_text("\n".join(vllm_lines))
     sig = expl.match.signature if expl.match else None
-    root = expl.root.text if expl.root else run.parsed.get("root_error_line")
+    error = observed_error(run)
+    root = error_text(error, 400) if error else (expl.root.text if expl.root else None)
     predicted = comparison.matched_finding
     if predicted is None and sig is not None:
-        errors = [f for f in report.findings if f.severity == Severity.ERROR]
+        errors = [f for f in findings if f.severity == Severity.ERROR]
         predicted = next((f for f in errors if f.code in sig.finding), None)
     return RootCause(
         root_line=root,
@@ -78,7 +84,7 @@ def run_smoke(
     """Run vLLM on `model` (the folder as `vllm serve` takes it), compare, explain, record."""
     from servecheck.smoke import runner
     from servecheck.smoke.compare import compare_run
-    from servecheck.smoke.memory import memory_rows
+    from servecheck.smoke.memory import memory_rows, plan_for, predicted_findings
     from servecheck.smoke.record import smoke_record, write_record
 
     cpu = report.target.kind == "cpu"
@@ -90,7 +96,9 @@ def run_smoke(
         log_path=log_path or default_log_path(model),
     )
     run = runner.run_child(spec, install, on_status)
-    comparison = compare_run(report, run, memory_rows(report, run))
+    layout = plan_for(report, run)
+    findings = predicted_findings(report, layout)
+    comparison = compare_run(report, run, findings, memory_rows(report, run, layout))
     record_path = None
     if record_dir is not None and run.outcome in ("generated", "loaded", "failed"):
         rec = smoke_record(
@@ -110,7 +118,8 @@ def run_smoke(
         command=runner.serve_command(model, vllm_args),
         run=run,
         comparison=comparison,
-        root_cause=explain_failure(run, report, comparison),
+        root_cause=explain_failure(run, findings, comparison),
+        findings=findings,
         record_path=record_path,
         timeout_s=timeout,
     )
