@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from servecheck.compare import Comparison
 from servecheck.core import CheckReport
 from servecheck.render import exit as exit_codes
 from servecheck.render.console import make_console, write, write_json
 from servecheck.render.tables import TextTable
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def emit(c: Comparison, args: argparse.Namespace) -> None:
@@ -48,6 +49,8 @@ def exit_code(c: Comparison) -> int:
 
 
 def render_text(c: Comparison, console: Console, all_rows: bool, verbose: bool) -> None:
+    from rich.text import Text
+
     console.print(Text.assemble(("A  ", "bold"), c.a.location))
     console.print(Text.assemble(("B  ", "bold"), c.b.location))
     console.print()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from servecheck.explain import Explanation
 from servecheck.render import exit as exit_codes
 from servecheck.render.console import make_console, write_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def emit(expl: Explanation, args: argparse.Namespace) -> None:
@@ -60,6 +61,7 @@ def exit_code(expl: Explanation) -> int:
 
 
 def render_text(expl: Explanation, console: Console) -> None:
+
     from rich.markup import escape
 
     from servecheck.findings.catalog import all_rules

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from servecheck.fix import FixOutcome
 from servecheck.fix.agreement import Disagreement
@@ -19,6 +17,9 @@ STRATEGY_TEXT = {
     "and the layers the headers require, each verified",
     "explicit": "conventional, plus every norm, bias and router gate by name, each verified",
 }
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def emit(outcome: FixOutcome, args: argparse.Namespace) -> None:
@@ -95,6 +96,8 @@ def outcome_dict(o: FixOutcome) -> dict:
 
 
 def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> None:
+    from rich.text import Text
+
     from servecheck.fix import group_verdicts
     from servecheck.render.check.text import VERDICT_STYLE
     from servecheck.summary import counted, entries_text

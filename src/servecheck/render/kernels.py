@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Group
-from rich.text import Text
-
 from servecheck.hardware.plan_kernels import KernelReport, KindKernels
 from servecheck.render.tables import TextTable
 from servecheck.summary import schemes_text
@@ -45,8 +42,11 @@ def _build_line(report: KernelReport) -> str | None:
     return f"Assumed build: {report.env.describe()}"
 
 
-def rich_kernels(report: KernelReport) -> Group:
-    """The capability table as rich renderables."""
+def rich_kernels(report: KernelReport) -> Any:
+    """The capability table as rich renderables (a rich Group)."""
+    from rich.console import Group
+    from rich.text import Text
+
     title = f"Kernels on {report.target_name} ({report.device.sm}), {_release(report)}"
     t = TextTable(
         "Kind", "Scheme", "Min cap vs GPU", "Kernel / backend vLLM selects", "Status", title=title

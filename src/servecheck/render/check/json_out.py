@@ -65,7 +65,7 @@ def to_dict(report: CheckReport) -> dict[str, Any]:
 def _plan(report: CheckReport) -> dict[str, Any] | None:
     if getattr(report, "plan", None) is None:
         return None
-    from servecheck.render.plan import plan_to_dict
+    from servecheck.render.plan.json_out import plan_to_dict
 
     return plan_to_dict(report.plan)
 

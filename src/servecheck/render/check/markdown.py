@@ -116,7 +116,7 @@ def render_markdown(report: CheckReport) -> str:
         out.append(f"<sub>Source: {f.vllm_ref}</sub>")
         out.append("")
     if getattr(report, "plan", None) is not None:
-        from servecheck.render.plan import render_plan_markdown
+        from servecheck.render.plan.markdown import render_plan_markdown
 
         out += [render_plan_markdown(report.plan, findings=False)]  # listed once, above
     out += ["## Recommendation", ""]

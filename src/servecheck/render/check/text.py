@@ -34,7 +34,7 @@ def render_text(report: CheckReport, console: Console, verbose: bool = False) ->
 
         console.print(rich_kernels(report.kernels))
     if getattr(report, "plan", None) is not None:
-        from servecheck.render.plan import render_plan_summary
+        from servecheck.render.plan.text import render_plan_summary
 
         render_plan_summary(report.plan, console)
     if report.findings:

@@ -1,0 +1,176 @@
+"""`servecheck plan` as terminal text (also the short plan `check --gpu` prints)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+
+from servecheck.findings.registry import Severity
+from servecheck.plan.config import GIB
+from servecheck.plan.memory import LayoutPlan
+from servecheck.plan.planner import Plan
+from servecheck.render.plan import STATUS_TEXT, kv_text, rejected_codes
+from servecheck.render.svg import SEGMENTS, TERMINAL_CHAR, TERMINAL_STYLE, bars, terminal_bar
+from servecheck.render.tables import TextTable, grid
+
+
+def layouts_table(plan: Plan) -> TextTable:
+    context = plan.options.max_model_len or plan.max_model_len
+    t = TextTable(
+        "Layout",
+        "GPUs>",
+        "Verdict",
+        "Weights>",
+        "KV cache>",
+        "KV tokens>",
+        "Max context>",
+        "Conc.>",
+        "Rejected",
+        title="Parallel layouts (per GPU)",
+        caption=f"Conc. = requests of {context:,} tokens the KV cache holds at once; Rejected = "
+        "rule codes of vLLM errors (servecheck rules CODE)",
+    )
+    for p in plan.layouts:
+        rejects = rejected_codes(p)
+        ok = p.fits
+        style = "green" if ok else ("red" if p.status != "context" else "yellow")
+        has_kv = p.stages and p.available_kv > 0
+        t.add_row(
+            p.layout.label,
+            str(p.layout.world),
+            Text(STATUS_TEXT[p.status], style=style),
+            f"{p.weights_per_gpu / GIB:.1f} GiB" if p.stages else "-",
+            kv_text(p.available_kv) if p.stages else "-",
+            f"{p.kv_tokens:,}" if has_kv else "-",
+            f"{p.longest:,}" if has_kv and p.valid else "-",
+            f"{p.concurrency:.2f}x" if has_kv and p.valid else "-",
+            rejects or "",
+        )
+    return t
+
+
+def render_plan_text(plan: Plan, console: Console, verbose: bool = False) -> None:
+    util = plan.options.gpu_memory_utilization or plan.era.gpu_memory_utilization
+    head = grid()
+    head.add_row("Model", plan.model)
+    head.add_row(
+        "GPUs",
+        f"{plan.total_gpus}x {plan.gpu.name} ({plan.cuda_total / GIB:.2f} GiB usable by CUDA"
+        + (f", {plan.nodes} nodes" if plan.nodes > 1 else "")
+        + ")",
+    )
+    head.add_row(
+        "vLLM",
+        f"{plan.version} (memory model of {plan.era.start}+), gpu_memory_utilization {util:g}",
+    )
+    head.add_row(
+        "Serving",
+        f"max_model_len {plan.max_model_len:,}, KV cache {plan.kv_dtype}, block {plan.block_size}, "
+        f"max_num_batched_tokens {plan.batch.max_num_batched_tokens}, max_num_seqs "
+        f"{plan.batch.max_num_seqs}",
+    )
+    console.print(head)
+    console.print(layouts_table(plan))
+    rec = plan.recommended
+    if rec is not None:
+        console.print(Text(f"\nRecommended: {rec.layout.label}", style="bold green"))
+        for note in plan.notes:
+            console.print(Text(f"  ({note})", style="yellow"))
+        render_bars(rec, console)
+        console.print(Text("\nLaunch:", style="bold"))
+        console.print(Text(plan.command.text() if plan.command else "", style="cyan"))
+    else:
+        console.print(Text("\nNo layout of these GPUs fits.", style="bold red"))
+    if plan.moe_tp_table:
+        console.print(moe_table(plan))
+    for f in plan.findings:
+        if f.severity == Severity.INFO and not verbose and f.code != "M005":
+            continue
+        style = {"error": "bold red", "warning": "yellow", "info": "cyan"}[f.severity.value]
+        line = Text(f" {f.code} ", style=style)
+        line.append(f.message)
+        console.print(line)
+        if f.vllm_message and f.severity != Severity.INFO:
+            console.print(Text(f"     vLLM: {f.vllm_message}", style="dim"))
+        if f.fix and f.code != "M005":
+            console.print(Text(f"     fix: {f.fix}", style="green"))
+    console.print(Text(f"\nEstimated, not computed: {', '.join(plan.estimated)}.", style="dim"))
+
+
+def render_plan_summary(plan: Plan, console: Console) -> None:
+    """The short form `servecheck check --gpu` prints: verdict, bar and command."""
+    rec = plan.recommended
+    title = Text("Memory plan ", style="bold")
+    title.append(f"({plan.total_gpus}x {plan.gpu.name}, max_model_len {plan.max_model_len:,})")
+    console.print(title)
+    if rec is None:
+        near = [p for p in plan.layouts if p.valid and p.stages]
+        if near:
+            show = max(near, key=lambda p: (p.layout.world, -p.layout.pp))
+            console.print(Text(f"  does not fit: {show.layout.label}", style="bold red"))
+            render_bars(show, console)
+        else:
+            console.print(Text("  no layout of these GPUs passes vLLM's checks", style="bold red"))
+        return
+    shorter = plan.recommended_len and plan.recommended_len < plan.max_model_len
+    verdict = "fits at --max-model-len " + f"{plan.recommended_len:,}" if shorter else "fits"
+    line = Text(f"  {rec.layout.label}: {verdict}; ", style="bold green")
+    line.append(
+        f"KV cache {rec.available_kv / GIB:.1f} GiB/GPU = {rec.kv_tokens:,} tokens, "
+        f"{rec.concurrency:.2f}x at {rec.max_model_len:,}"
+    )
+    console.print(line)
+    for note in plan.notes:
+        console.print(Text(f"  ({note})", style="yellow"))
+    render_bars(rec, console)
+    if plan.command:
+        console.print(Text("  " + plan.command.text().replace("\n", "\n  "), style="cyan"))
+
+
+def render_bars(p: LayoutPlan, console: Console) -> None:
+    width = max(20, min(60, console.width - 14))
+    for bar in bars(p):
+        line = Text(f"  {bar.label:<9} ")
+        for text, style in terminal_bar(bar, width):
+            line.append(text, style=style)
+        console.print(line)
+        parts = dict(bar.parts)
+        over = f" · {bar.over / GIB:.1f} GiB over the GPU" if bar.over else ""
+        console.print(
+            Text(
+                f"  {'':<9} weights {parts['weights'] / GIB:.1f} · overhead "
+                f"{parts['overhead'] / GIB:.1f} · KV {parts['kv'] / GIB:.1f} · free "
+                f"{parts['free'] / GIB:.1f} GiB{over}",
+                style="dim",
+            )
+        )
+    legend = Text("  ")
+    for key, label, _ in SEGMENTS:
+        legend.append(TERMINAL_CHAR[key] * 2, style=TERMINAL_STYLE[key])
+        legend.append(f" {label}  ", style="dim")
+    console.print(legend)
+
+
+def moe_table(plan: Plan) -> TextTable:
+    t = TextTable(
+        "TP",
+        "Expert width/rank",
+        "Block-FP8 (compressed-tensors)",
+        "Block-FP8 (fp8 method)",
+        "Per-channel FP8",
+        title="Expert tensor-parallel sizes by FP8 format (experts split by TP)",
+    )
+    for row in plan.moe_tp_table:
+        refined = row["block_fp8_plain_refined_to"]
+        plain = "yes" if row["block_fp8_plain"] else "no"
+        if row["block_fp8_plain"] and refined:
+            plain = f"yes (scales refined to {refined}, Triton only)"
+        t.add_row(
+            str(row["tp"]),
+            str(row["intermediate_per_rank"]),
+            "yes" if row["block_fp8_compressed_tensors"] else "no",
+            plain,
+            "yes" if row["per_channel_fp8"] else "no",
+        )
+    t.caption = "With --enable-expert-parallel every format works: experts stay whole."
+    return t
