@@ -7,6 +7,7 @@ from the checkpoint's tensor names when there are tensors, else from config.json
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 
 from servecheck.model.arch import decoder, deepseek, dense, gpt_oss, moe
@@ -33,9 +34,15 @@ def is_modelled(architecture: str) -> bool:
 
 def build_from_record(cfg: ModelConfig, record: Record) -> Inventory:
     builder = LAYOUTS.get(record.layout)
-    if builder is not None:
-        return builder(cfg)
-    return decoder.build(cfg, record)
+    if builder is None:
+        return decoder.build(cfg, record)
+    inventory = builder(cfg)
+    if record.exact:
+        return inventory
+    # a record borrowing a close layout: its inventory is approximate and says what is missing
+    return dataclasses.replace(
+        inventory, derivation="config", notes=(*inventory.notes, *record.notes)
+    )
 
 
 def build_inventory(
