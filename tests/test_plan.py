@@ -160,21 +160,50 @@ def test_deepseek_v3_does_not_fit_8x_h100():
 def test_deepseek_v3_fits_8x_h200():
     plan = plan_model(DEEPSEEK, gpu="H200", gpus=8)
     rec = plan.recommended
-    assert plan.fits and rec.layout.label == "TP8"
+    # data-parallel attention with expert parallelism: MLA's latent KV is the same on every TP
+    # rank, so eight replicas hold several times the KV cache of TP8
+    assert plan.fits and rec.layout.label == "DP8+EP"
+    tp8 = next(p for p in plan.layouts if p.layout.label == "TP8")
+    assert tp8.fits
     # MLA: one 576-wide latent per token and layer, the same on every TP rank
-    assert rec.stages[0].kv_bytes_per_token == 61 * (512 + 64) * 2
-    assert rec.kv_tokens > 163840
-    assert "--tensor-parallel-size 8" in plan.command.serve
+    assert tp8.stages[0].kv_bytes_per_token == 61 * (512 + 64) * 2
+    assert rec.kv_tokens * 8 > 4 * tp8.kv_tokens
+    assert plan.runner_up.layout.label == "TP8"
+    assert plan.choice.startswith("DP8+EP over TP8") and "MLA" in plan.choice
+    assert "--data-parallel-size 8 --enable-expert-parallel" in plan.command.serve
 
 
-def test_deepseek_v3_two_h100_nodes_use_ray():
-    plan = plan_model(DEEPSEEK, gpu="H100", gpus=8, nodes=2)
+def test_deepseek_v3_two_h100_nodes_tp8_pp2_uses_ray():
+    only = [Layout(tp=8, pp=2, gpus_per_node=8)]
+    plan = plan_model(DEEPSEEK, gpu="H100", gpus=8, nodes=2, only=only)
     rec = plan.recommended
     assert rec.layout.tp == 8 and rec.layout.pp == 2
     assert plan.command.head.startswith("ray start --head")
     assert "ray start --address=" in plan.command.workers
     assert "--distributed-executor-backend ray" in plan.command.serve
     assert "--pipeline-parallel-size 2" in plan.command.serve
+
+
+def test_deepseek_v3_two_h200_nodes_data_parallel_per_node():
+    plan = plan_model(DEEPSEEK, gpu="H200", gpus=8, nodes=2)
+    assert plan.recommended.layout.label == "DP16+EP"
+    assert plan.runner_up.layout.label == "TP8×PP2"
+    # vLLM's multi-node data parallel: one serve per node, the others headless
+    assert plan.command.style == "data-parallel"
+    assert "--data-parallel-size-local 8" in plan.command.head
+    assert (
+        "--headless" in plan.command.workers
+        and "--data-parallel-start-rank" in plan.command.workers
+    )
+
+
+def test_llama_8b_on_8x_h100_prefers_data_parallel():
+    plan = plan_model(LLAMA, gpu="H100", gpus=8)
+    assert plan.recommended.layout.label == "DP8"
+    assert plan.runner_up.layout.label == "TP8"
+    assert "no inter-GPU traffic" in plan.choice
+    assert "--data-parallel-size 8" in plan.command.serve
+    assert "--tensor-parallel-size" not in plan.command.serve
 
 
 # ---------------------------------------------------------------------------------------------

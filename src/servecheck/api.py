@@ -27,6 +27,7 @@ from servecheck.model.support import support_findings
 from servecheck.plan import Plan, ServeOptions, attach_plan, make_plan, serve_model_arg
 from servecheck.quant.methods import Platform
 from servecheck.quant.preflight import preflight
+from servecheck.plan.layouts import Layout
 from servecheck.quant.resolve import ResolutionResult, resolve
 from servecheck.quant.spec import parse_quant
 from servecheck.source.local import Checkpoint, open_local
@@ -202,8 +203,11 @@ def plan_model(
     kernel_env: Sequence[str] = (),
     revision: str | None = None,
     offline: bool | None = None,
+    only: list[Layout] | None = None,
 ) -> Plan:
-    """Check a checkpoint and plan it on `gpus` x `nodes` GPUs named `gpu` (planned once)."""
+    """Check a checkpoint and plan it on `gpus` x `nodes` GPUs named `gpu` (planned once).
+
+    `only` restricts the layouts considered (e.g. the one a launch names)."""
     from servecheck.hardware.gpus import find_gpu
 
     row = find_gpu(gpu)
@@ -223,7 +227,9 @@ def plan_model(
         plan=False,
     )
     model_arg = ckpt.location if ckpt.source and ckpt.source.repo_id else serve_model_arg(model)
-    return make_plan(report, row, gpus, nodes, options or ServeOptions(), model_arg=model_arg)
+    return make_plan(
+        report, row, gpus, nodes, options or ServeOptions(), model_arg=model_arg, only=only
+    )
 
 
 def _weights_note(ckpt: Checkpoint) -> str | None:

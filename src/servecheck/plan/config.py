@@ -38,6 +38,14 @@ class ServeOptions:
     # "flashinfer"); None = vLLM's default for the GPU.
     moe_backend: str | None = None
     enable_expert_parallel: bool | None = None  # None = let the planner choose
+    # --cpu-offload-gb: GiB of each GPU's decoder-layer weights kept in pinned CPU memory
+    cpu_offload_gb: float = 0.0
+    # --kv-cache-memory-bytes: a fixed KV cache per GPU (utilization and profiling bypassed)
+    kv_cache_memory_bytes: int | None = None
+    # VLLM_ALLOW_LONG_MAX_MODEL_LEN=1: a --max-model-len above the model's maximum is allowed
+    allow_long_max_model_len: bool = False
+    # --disable-sliding-window: the window becomes the maximum context
+    disable_sliding_window: bool = False
 
 
 @dataclass(frozen=True)

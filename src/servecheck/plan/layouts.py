@@ -25,21 +25,34 @@ FP8_MIN_CAPABILITY = 89  # vLLM 0.33 platforms/cuda.py supports_fp8 (Triton FP8 
 
 @dataclass(frozen=True, order=True)
 class Layout:
-    """One way of spreading the model over GPUs (data parallelism is not planned)."""
+    """One way of spreading the model over GPUs: `dp` replicas of tensor x pipeline parallelism,
+    MoE experts split (expert parallelism) or sharded over all tp x dp GPUs of a stage."""
 
     tp: int
     pp: int = 1
     ep: bool = False
     gpus_per_node: int = 0  # 0 = unknown / single node
+    dp: int = 1
 
     @property
     def world(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    @property
+    def replica_gpus(self) -> int:
+        """GPUs of one replica (one engine): tensor x pipeline."""
         return self.tp * self.pp
 
     @property
+    def moe_tp(self) -> int:
+        # vLLM 0.33 fused_moe/config.py FusedMoEParallelConfig.make: without expert parallelism
+        # the MoE layers shard over tp x dp (flatten_tp_across_dp_and_pcp)
+        return 1 if self.ep else self.tp * self.dp
+
+    @property
     def ep_size(self) -> int:
-        # vLLM 0.33 fused_moe/config.py FusedMoEParallelConfig.make: ep_size = tp x dp (dp = 1)
-        return self.tp if self.ep else 1
+        # vLLM 0.33 fused_moe/config.py FusedMoEParallelConfig.make: ep_size = tp x dp
+        return self.tp * self.dp if self.ep else 1
 
     @property
     def nodes(self) -> int:
@@ -49,9 +62,12 @@ class Layout:
 
     @property
     def label(self) -> str:
-        text = f"TP{self.tp}"
+        parts = [f"TP{self.tp}"] if self.tp > 1 or (self.pp == 1 and self.dp == 1) else []
         if self.pp > 1:
-            text += f"×PP{self.pp}"
+            parts.append(f"PP{self.pp}")
+        if self.dp > 1:
+            parts.insert(0, f"DP{self.dp}")
+        text = "×".join(parts)
         if self.ep:
             text += "+EP"
         return text
@@ -75,8 +91,11 @@ def pp_partition(num_layers: int, pp: int) -> list[tuple[int, int]]:
     return out
 
 
-def enumerate_layouts(gpus_per_node: int, nodes: int, is_moe: bool) -> list[Layout]:
-    """Layouts using a whole node's divisors or whole nodes; TP stays within a node."""
+def enumerate_layouts(
+    gpus_per_node: int, nodes: int, is_moe: bool, data_parallel: bool = True
+) -> list[Layout]:
+    """Layouts using a whole node's divisors or whole nodes; TP stays within a node; data
+    parallel replicas of any TP x PP that divides the count."""
     total = gpus_per_node * nodes
     counts = {c for c in range(1, gpus_per_node + 1) if gpus_per_node % c == 0}
     counts |= {gpus_per_node * k for k in range(1, nodes + 1)}
@@ -84,14 +103,18 @@ def enumerate_layouts(gpus_per_node: int, nodes: int, is_moe: bool) -> list[Layo
     for count in sorted(counts):
         if count > total:
             continue
-        for tp in range(1, min(count, gpus_per_node) + 1):
-            if count % tp:
+        for dp in range(1, count + 1) if data_parallel else (1,):
+            if count % dp:
                 continue
-            pp = count // tp
-            for ep in (False, True) if is_moe else (False,):
-                if ep and tp == 1:
-                    continue  # EP of size 1 is no expert parallelism
-                out.append(Layout(tp=tp, pp=pp, ep=ep, gpus_per_node=gpus_per_node))
+            per_replica = count // dp
+            for tp in range(1, min(per_replica, gpus_per_node) + 1):
+                if per_replica % tp:
+                    continue
+                pp = per_replica // tp
+                for ep in (False, True) if is_moe else (False,):
+                    if ep and tp * dp == 1:
+                        continue  # EP of size 1 is no expert parallelism
+                    out.append(Layout(tp=tp, pp=pp, ep=ep, gpus_per_node=gpus_per_node, dp=dp))
     return out
 
 
@@ -409,7 +432,7 @@ class _Checker:
         inter = m.experts.intermediate_size
         # vLLM 0.33 fused_moe/config.py: intermediate_size_per_partition = I // tp_size, with
         # the MoE tp_size 1 under expert parallelism (experts stay whole).
-        ispp = inter if self.layout.ep else inter // self.tp
+        ispp = inter // self.layout.moe_tp
         block = self._fp8_block(res)
         if block is not None:
             self._moe_fp8_block(m, res, block, ispp)
@@ -436,7 +459,7 @@ class _Checker:
 
     def _moe_fp8_block(self, m: Module, res: Resolution, block: tuple[int, int], ispp: int) -> None:
         bn, bk = block
-        tp = self.tp
+        tp = self.layout.moe_tp
         bad_n = ispp % bn != 0
         bad_k = tp > 1 and ispp % bk != 0
         if not (bad_n or bad_k):

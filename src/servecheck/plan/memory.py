@@ -115,6 +115,10 @@ def plan_layout(
     for sw, ov in zip(stage_weights, stage_overheads, strict=True):
         layers = kv.stages[sw.stage]
         available = requested - sw.total - ov.in_budget
+        if options.kv_cache_memory_bytes:
+            # vLLM 0.33 v1/worker/gpu_worker.py determine_available_memory: the given size,
+            # memory profiling and gpu_memory_utilization bypassed
+            available = options.kv_cache_memory_bytes
         cap = capacity(layers, available, max_model_len, kv.block_size, era, batched_tokens)
         needed = needed_bytes(layers, max_model_len, kv.block_size, batched_tokens)
         usable = available - (cap.bytes_per_block if era.null_block_in_check else 0)
@@ -142,12 +146,12 @@ def plan_layout(
         stages=tuple(stages),
         status="fits",
     )
-    status, findings = _judge(plan, cfg, era, gpu_name, ver)
+    status, findings = _judge(plan, cfg, era, gpu_name, ver, options)
     return LayoutPlan(**{**plan.__dict__, "status": status, "findings": tuple(findings)})
 
 
 def _judge(
-    plan: LayoutPlan, cfg: ModelConfig, era: Era, gpu_name: str, ver: str
+    plan: LayoutPlan, cfg: ModelConfig, era: Era, gpu_name: str, ver: str, options: ServeOptions
 ) -> tuple[str, list[Finding]]:
     lay = plan.layout.label
     if not plan.valid:
@@ -193,6 +197,10 @@ def _judge(
                 ),
             )
         ]
+    if options.kv_cache_memory_bytes:
+        over = _fixed_kv_overflow(plan, ver)
+        if over is not None:
+            return "no-kv", [over]
     worst = min(plan.stages, key=lambda s: s.available_kv)
     if worst.available_kv <= 0:
         return "no-kv", [
@@ -242,6 +250,29 @@ def _judge(
             )
         ]
     return "fits", []
+
+
+def _fixed_kv_overflow(plan: LayoutPlan, ver: str) -> Finding | None:
+    """--kv-cache-memory-bytes: does everything, the fixed KV cache included, fit the GPU?"""
+
+    def need(s: StagePlan) -> int:
+        ov = s.overheads
+        used = ov.startup_used + s.weights.total + ov.activation + ov.non_torch
+        return used + ov.cudagraph + s.available_kv
+
+    worst = max(plan.stages, key=need)
+    if need(worst) <= plan.total:
+        return None
+    lay = plan.layout.label
+    return rules.KvCacheBytesDoNotFit.make(
+        [lay],
+        layout=lay,
+        kv=gib(worst.available_kv),
+        need=gib(need(worst)),
+        total=gib(plan.total),
+        fits=gib(max(plan.total - need(worst) + worst.available_kv, 0)),
+        ver=ver,
+    )
 
 
 def _graph_room(plan: LayoutPlan, era: Era, ver: str) -> Finding | None:

@@ -6,12 +6,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from servecheck.core import CheckReport, Target
-from servecheck.findings.registry import Finding, Severity
+from servecheck.findings.registry import Finding
+from servecheck.findings.rules import launch as lrules
 from servecheck.findings.rules import memory as mrules
-from servecheck.findings.rules import parallel as prules
 from servecheck.hardware.gpus import Gpu
 from servecheck.model.config import ModelConfig
 from servecheck.plan.config import (
+    GIB,
     BatchDefaults,
     Era,
     ServeOptions,
@@ -29,9 +30,11 @@ from servecheck.plan.layouts import (
     enumerate_layouts,
     moe_fp8_tp_table,
 )
+from servecheck.plan.max_len import MaxLen, derive_max_len
 from servecheck.plan.memory import LayoutPlan, gib, plan_layout
 from servecheck.plan.overhead import ProfileRun, overheads
-from servecheck.plan.recommend import Command, build_command, choose, closest
+from servecheck.plan.recommend import Command, build_command, choose_layout
+from servecheck.plan.verdict import verdict_findings
 from servecheck.plan.weights import model_dtype_bytes, plan_weights
 
 
@@ -60,6 +63,11 @@ class Plan:
     moe_tp_table: tuple[dict, ...] = ()
     estimated: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    max_len: MaxLen | None = None  # how vLLM derives the maximum context
+    runner_up: LayoutPlan | None = None  # the layout the recommendation was preferred to
+    choice: str = ""  # one line: why the recommended layout over the runner-up
+    exact: bool = False  # the plan of one given launch (not a search over layouts)
+    alternatives: tuple[Any, ...] = ()  # plan.alternatives.Alternative, when it does not fit
 
     @property
     def total_gpus(self) -> int:
@@ -68,42 +76,6 @@ class Plan:
     @property
     def fits(self) -> bool:
         return self.recommended is not None
-
-
-def derived_max_len(cfg: ModelConfig) -> tuple[int, str]:
-    """vLLM 0.33 config/model.py _get_and_verify_max_len: the config's length, times the RoPE
-    factor except for the types whose max_position_embeddings is already scaled."""
-    raw = cfg.raw
-    for key in (
-        "max_position_embeddings",
-        "n_positions",
-        "max_seq_len",
-        "seq_length",
-        "max_sequence_length",
-        "max_seq_length",
-        "seq_len",
-    ):
-        if isinstance(raw.get(key), int):
-            length, name = int(raw[key]), key
-            break
-    else:
-        return 2048, "default"
-    scaling = raw.get("rope_scaling") or raw.get("rope_parameters")
-    if isinstance(scaling, dict):
-        rope_type = scaling.get("rope_type", scaling.get("type"))
-        factor = scaling.get("factor")
-        if rope_type not in (
-            None,
-            "default",
-            "su",
-            "longrope",
-            "llama3",
-            "yarn",
-            "deepseek_yarn",
-            "deepseek_llama_scaling",
-        ) and isinstance(factor, (int, float)):
-            length = int(length * factor)
-    return length, name
 
 
 def checkpoint_kv_dtype(quant: Any, version: Any) -> str | None:
@@ -132,8 +104,14 @@ def make_plan(
     model_arg: str | None = None,
     only: list[Layout] | None = None,
     cuda_total: int | None = None,
+    exact: bool = False,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> Plan:
-    """Plan `report` (an api.CheckReport) on `gpus_per_node` x `nodes` GPUs of kind `gpu`."""
+    """Plan `report` (an api.CheckReport) on `gpus_per_node` x `nodes` GPUs of kind `gpu`.
+
+    `only` restricts the layouts; with `exact` (one given launch) the plan is that launch as
+    written: no fallback to another utilization or a shorter context."""
     options = options or ServeOptions()
     cfg: ModelConfig = report.model
     version = report.version
@@ -145,25 +123,19 @@ def make_plan(
     else:
         total, total_source = cuda_total_bytes(gpu)
     dtype_bytes = model_dtype_bytes(cfg)
-    derived, key = derived_max_len(cfg)
-    max_len = options.max_model_len or derived
-    findings: list[Finding] = []
-    if options.max_model_len and options.max_model_len > derived:
-        findings.append(
-            mrules.MaxLenAboveModel.make(
-                ["max_model_len"],
-                max_len=options.max_model_len,
-                key=key,
-                derived=derived,
-                ver=ver,
-                vllm_text=(
-                    f"User-specified max_model_len ({options.max_model_len}) is greater than the "
-                    f"derived max_model_len ({key}={derived} or model_max_length=None in model's "
-                    "config.json). To allow overriding this maximum, set the env var "
-                    "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1. ..."
-                ),
-            )
-        )
+    launch_env = dict(env or {})
+    if options.allow_long_max_model_len:
+        launch_env.setdefault("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")
+    ml = derive_max_len(
+        cfg.raw,
+        version.requested,
+        requested=options.max_model_len,
+        env=launch_env,
+        disable_sliding_window=options.disable_sliding_window,
+        sliding_window=cfg.sliding_window,
+    )
+    max_len = ml.value
+    findings: list[Finding] = _max_len_findings(ml, ver)
     batch = batch_defaults(version, gpu.name, capability, total, max_len)
     batched = options.max_num_batched_tokens or batch.max_num_batched_tokens
     seqs = options.max_num_seqs or batch.max_num_seqs
@@ -182,7 +154,10 @@ def make_plan(
     experts = moe_experts_class(report, gpu) if cfg.is_moe else None
     candidates = only or enumerate_layouts(gpus_per_node, nodes, cfg.is_moe)
     if options.enable_expert_parallel is not None and only is None:
-        candidates = [c for c in candidates if c.ep == options.enable_expert_parallel or c.tp == 1]
+        candidates = [
+            c for c in candidates if c.ep == options.enable_expert_parallel or c.ep_size == 1
+        ]
+    offload = round(options.cpu_offload_gb * GIB)
     prepared = []
     for layout in candidates:
         problems = check_layout(layout, ctx)
@@ -196,6 +171,7 @@ def make_plan(
             speculative=options.speculative,
             inferred=report.checkpoint.config_only,
             moe_backend=options.moe_backend,
+            cpu_offload_bytes=offload,
         )
         kv = kv_spec(
             cfg, report.inventory, layout, kv_dtype, block, speculative=options.speculative
@@ -223,7 +199,7 @@ def make_plan(
         ]
         prepared.append((layout, problems, weights.stages, ovs, kv))
 
-    def plan_all(opts: ServeOptions) -> list[LayoutPlan]:
+    def plan_all(opts: ServeOptions, length: int = max_len) -> list[LayoutPlan]:
         return [
             plan_layout(
                 cfg,
@@ -235,7 +211,7 @@ def make_plan(
                 total=total,
                 era=era,
                 options=opts,
-                max_model_len=max_len,
+                max_model_len=length,
                 batched_tokens=batched,
                 gpu_name=gpu.name,
                 ver=ver,
@@ -244,41 +220,56 @@ def make_plan(
         ]
 
     plans = plan_all(options)
+    if ml.auto:
+        # vLLM 0.33 v1/core/kv_cache_planning.py _auto_fit_max_model_len: -1/auto shortens
+        # max_model_len to what every worker's KV cache holds
+        plans = [_auto_fit(p, plan_all, options) for p in plans]
     total_gpus = gpus_per_node * nodes
-    best = choose(plans, total_gpus)
-    rec_len: int | None = options.max_model_len
+    nvlink = bool(getattr(gpu, "nvlink", False))
+    choice = choose_layout(plans, total_gpus, cfg, nvlink)
+    best = choice.best if choice else None
+    rec_len: int | None = options.max_model_len if not ml.auto else None
+    if best is not None and ml.auto:
+        rec_len = best.max_model_len
     rec_util = options.gpu_memory_utilization
     notes: list[str] = []
     retry = float(table()["recommend"]["retry_utilization"])
-    if best is None and rec_util is None and retry > era.gpu_memory_utilization:
+    if best is None and not exact and rec_util is None and retry > era.gpu_memory_utilization:
         # What vLLM's own message suggests first: a larger share of the GPU.
-        best = choose(plan_all(replace(options, gpu_memory_utilization=retry)), total_gpus)
+        choice = choose_layout(
+            plan_all(replace(options, gpu_memory_utilization=retry)), total_gpus, cfg, nvlink
+        )
+        best = choice.best if choice else None
         if best is not None:
             rec_util = retry
             notes.append(
                 f"fits only with --gpu-memory-utilization {retry:g} (default "
                 f"{era.gpu_memory_utilization:g})"
             )
-    if best is None and not options.max_model_len:
+    if best is None and not exact and not options.max_model_len:
         # Nothing serves the model's full context: recommend the layout that serves the
         # longest one, with --max-model-len set to it.
         shorter = [p for p in plans if p.status == "context" and p.longest >= 1024]
         if shorter:
             best = max(shorter, key=lambda p: (p.longest, -p.layout.pp, not p.layout.ep))
             rec_len = best.longest // 1024 * 1024
+            choice = None
     command = None
     if best is not None:
-        env = _env_from_findings(report)
+        run_env = {**_env_from_findings(report), **launch_env}
         command = build_command(
             model_arg or report.location,
             best,
             max_model_len=rec_len,
             utilization=rec_util,
             kv_cache_dtype=options.kv_cache_dtype,
-            env=env,
+            env=run_env,
             speculative_tokens=cfg.num_nextn_predict_layers if options.speculative else None,
+            extra=extra_args or option_args(options),
         )
-    findings += _verdict_findings(plans, best, rec_len, max_len, gpu, total_gpus, command, ver)
+    findings += verdict_findings(plans, best, rec_len, max_len, gpu, total_gpus, command, ver)
+    if best is not None and options.cpu_offload_gb:
+        findings.append(offload_finding(best, ver, gpus=total_gpus))
     estimated = ["activation peak", "non-torch memory"]
     if any(ov.cudagraph_in_budget for _, _, _, stage_ovs, _ in prepared for ov in stage_ovs):
         estimated.append("CUDA-graph estimate")
@@ -296,8 +287,8 @@ def make_plan(
         cuda_total=total,
         cuda_total_source=total_source,
         max_model_len=max_len,
-        max_len_derived=derived,
-        max_len_key=key,
+        max_len_derived=ml.derived,
+        max_len_key=ml.key or "default",
         kv_dtype=kv_dtype,
         block_size=block,
         batch=BatchDefaults(batched, seqs, batch.source),
@@ -309,7 +300,100 @@ def make_plan(
         moe_tp_table=tuple(moe_fp8_tp_table(ctx)),
         estimated=tuple(estimated),
         notes=tuple(notes),
+        max_len=ml,
+        runner_up=choice.runner_up if choice and choice.best is best else None,
+        choice=choice.why if choice and choice.best is best and not exact else "",
+        exact=exact,
     )
+
+
+def option_args(options: ServeOptions) -> tuple[str, ...]:
+    """The serving options other than layout, length, utilization and KV dtype, as arguments."""
+    out: list[str] = []
+    if options.max_num_seqs:
+        out += ["--max-num-seqs", str(options.max_num_seqs)]
+    if options.max_num_batched_tokens:
+        out += ["--max-num-batched-tokens", str(options.max_num_batched_tokens)]
+    if options.block_size:
+        out += ["--block-size", str(options.block_size)]
+    if options.enforce_eager:
+        out.append("--enforce-eager")
+    if options.cpu_offload_gb:
+        out += ["--cpu-offload-gb", f"{options.cpu_offload_gb:g}"]
+    if options.kv_cache_memory_bytes:
+        out += ["--kv-cache-memory-bytes", str(options.kv_cache_memory_bytes)]
+    return tuple(out)
+
+
+def _auto_fit(p: LayoutPlan, plan_all, options: ServeOptions) -> LayoutPlan:
+    if p.status != "context" or p.longest <= 0:
+        return p
+    shorter = plan_all(options, p.longest)
+    return next(q for q in shorter if q.layout == p.layout)
+
+
+def _max_len_findings(ml: MaxLen, ver: str) -> list[Finding]:
+    out = [
+        lrules.DerivedMaxLen.make(
+            ["max_model_len"],
+            value="auto (fit to memory)" if ml.auto else f"{ml.value:,}",
+            derived=f"{ml.derived:,}",
+            why=ml.why or "vLLM's default",
+            ver=ver,
+            evidence={"derived": ml.derived, "key": ml.key, "steps": list(ml.steps)},
+        )
+    ]
+    if ml.over_limit and ml.allowed_by_env:
+        out.append(
+            lrules.LongMaxLenAllowed.make(
+                ["max_model_len"],
+                max_len=ml.value,
+                key=ml.key,
+                derived=ml.derived,
+                vllm_text=ml.vllm_text,
+                ver=ver,
+            )
+        )
+    elif ml.over_limit:
+        out.append(
+            mrules.MaxLenAboveModel.make(
+                ["max_model_len"],
+                max_len=ml.value,
+                key=ml.key,
+                derived=ml.derived,
+                ver=ver,
+                vllm_text=ml.vllm_text,
+            )
+        )
+    return out
+
+
+def offload_finding(best: LayoutPlan, ver: str, gpus: int) -> Finding:
+    """What --cpu-offload-gb costs: bytes read over PCIe on every forward pass."""
+    offloaded = max(s.weights.offloaded for s in best.stages)
+    pcie = float(table()["links"]["pcie_gbs"])
+    seconds = offloaded / (pcie * 1e9)
+    minimum = minimum_offload(best)
+    return mrules.CpuOffloadCost.make(
+        [best.layout.label],
+        layout=best.layout.label,
+        offloaded=gib(offloaded),
+        host=gib(offloaded * gpus),
+        step=f"{seconds:.2f} s" if seconds >= 0.1 else f"{seconds * 1000:.0f} ms",
+        pcie=f"{pcie:g} GB/s",
+        minimum=minimum,
+        ver=ver,
+        evidence={"offloaded_bytes": offloaded, "seconds_per_step": seconds},
+    )
+
+
+def minimum_offload(best: LayoutPlan) -> str:
+    """The least --cpu-offload-gb with the same margin: what is offloaded beyond the KV cache
+    the plan keeps (whole GiB, rounded up)."""
+    spare = min(s.available_kv - s.needed for s in best.stages)
+    offloaded = max(s.weights.offloaded for s in best.stages)
+    least = max(offloaded - max(spare, 0), 0)
+    return f"--cpu-offload-gb {-(-least // GIB)}"
 
 
 def _env_from_findings(report: Any) -> dict[str, str]:
@@ -326,100 +410,6 @@ def _env_from_findings(report: Any) -> dict[str, str]:
         if isinstance(extra, dict):
             env.update({str(k): str(v) for k, v in extra.items()})
     return env
-
-
-def _verdict_findings(
-    plans: list[LayoutPlan],
-    best: LayoutPlan | None,
-    rec_len: int | None,
-    max_len: int,
-    gpu: Any,
-    total_gpus: int,
-    command: Command | None,
-    ver: str,
-) -> list[Finding]:
-    gpus = f"{total_gpus}x {gpu.name}"
-    out: list[Finding] = []
-    valid = [p for p in plans if p.valid]
-    if not valid:
-        errors = sorted(
-            {p.code for plan in plans for p in plan.problems if p.severity == Severity.ERROR}
-        )
-        out.append(
-            prules.NoValidLayout.make(
-                gpus=total_gpus, detail=", ".join(errors) or "no layout", ver=ver
-            )
-        )
-        for plan in plans:
-            out += [p for p in plan.problems if p.severity == Severity.ERROR]
-        return _dedupe(out)
-    if best is not None and best.fits:
-        length = max_len
-        out.append(_fits_finding(best, gpus, length, command, ver))
-        out += list(best.findings)  # tight-fit warning, if any
-        out += list(best.problems)
-        return out
-    near = closest(plans)
-    if best is not None and rec_len:
-        # Fits only with a shorter context: report why the full context fails, and the fix.
-        out += list(best.findings)
-        out += [p for p in best.problems if p.severity != Severity.ERROR]
-        return out
-    detail = "no valid layout" if near is None else f"closest: {near.layout.label}, {near.status}"
-    out.append(
-        mrules.NoLayoutFits.make(
-            gpus=gpus,
-            closest=detail,
-            suggestion=_suggest_more(near, gpu, total_gpus),
-            ver=ver,
-        )
-    )
-    if near is not None:
-        out += list(near.findings)
-    return out
-
-
-def _fits_finding(
-    best: LayoutPlan, gpus: str, length: int, command: Command | None, ver: str
-) -> Finding:
-    return mrules.Fits.make(
-        [best.layout.label],
-        layout=best.layout.label,
-        gpus=gpus,
-        weights=gib(best.weights_per_gpu),
-        kv=gib(best.available_kv),
-        tokens=f"{best.kv_tokens:,}",
-        concurrency=f"{best.concurrency:.2f}",
-        max_len=f"{length:,}",
-        command=command.serve if command else "",
-        ver=ver,
-    )
-
-
-def _suggest_more(near: LayoutPlan | None, gpu: Any, total_gpus: int) -> str:
-    if near is None:
-        return "Change the GPU count or the checkpoint's format."
-    weights_all = near.weights_per_gpu * near.layout.world
-    per_gpu = near.total * 0.85
-    n = total_gpus
-    while weights_all / n > per_gpu and n < 256:
-        n *= 2
-    if n > total_gpus:
-        return (
-            f"The weights need about {n} GPUs of {gib(near.total)} ({gib(weights_all)} in "
-            "all), or GPUs with more memory, or a smaller quantization."
-        )
-    return "Lower --max-model-len or --max-num-seqs, or use --kv-cache-dtype fp8."
-
-
-def _dedupe(findings: list[Finding]) -> list[Finding]:
-    seen, out = set(), []
-    for f in findings:
-        key = (f.code, f.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(f)
-    return out
 
 
 def _moe_layers(inventory: Any, layers: tuple[int, int]) -> int | None:

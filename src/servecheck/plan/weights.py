@@ -52,10 +52,12 @@ class StageWeights:
     by_kind: dict[str, int]
     buffers: int
     layers: tuple[int, int]  # [start, end) decoder layers of this stage
+    offloaded: int = 0  # --cpu-offload-gb: decoder-layer bytes kept in pinned CPU memory
 
     @property
     def total(self) -> int:
-        return sum(self.by_kind.values()) + self.buffers
+        """Bytes on the GPU (offloaded weights are CPU memory the GPU reads over PCIe)."""
+        return sum(self.by_kind.values()) + self.buffers - self.offloaded
 
 
 @dataclass(frozen=True)
@@ -165,14 +167,14 @@ def rank_fraction(m: Module, cfg: ModelConfig, layout: Layout) -> float:
         return (q / tp + (k + v) * kv_share) / (q + k + v)
     if split == "experts":
         if m.experts is None:
-            return 1.0 / tp
+            return 1.0 / layout.moe_tp
         if layout.ep:
             # vLLM 0.33 fused_moe/expert_map_manager.py determine_expert_map: E // ep experts
             # per rank, the first E % ep ranks one more; the expert's full width stays whole.
             ep = layout.ep_size
             e = m.experts.num_experts
             return (e // ep + (1 if e % ep else 0)) / e
-        return 1.0 / tp
+        return 1.0 / layout.moe_tp  # sharded over tp x dp GPUs (no expert parallelism)
     return 1.0  # replicated, none
 
 
@@ -206,10 +208,13 @@ def plan_weights(
     speculative: bool = False,
     inferred: bool = False,
     moe_backend: str | None = None,
+    cpu_offload_bytes: int = 0,
 ) -> WeightsPlan:
     """Weight bytes per GPU for every pipeline stage of `layout`."""
     by_res = resolution.by_name()
     per_stage: list[dict[str, float]] = [defaultdict(float) for _ in range(layout.pp)]
+    # decoder-layer bytes per stage in vLLM's module order, for --cpu-offload-gb
+    layer_bytes: list[list[float]] = [[] for _ in range(layout.pp)]
     tied = cfg.tie_word_embeddings
     for m in inventory.modules:
         if m.mtp and not speculative:
@@ -225,11 +230,14 @@ def plan_weights(
         share = nbytes * rank_fraction(m, cfg, layout)
         for s in stage_of(m, layout, cfg.num_layers, tied):
             per_stage[s][m.kind] += share
+            if m.layer is not None and m.layer < cfg.num_layers:
+                layer_bytes[s].append(share)
     buffers = rotary_cache_bytes(cfg)
     stages = []
     for s, (start, end) in enumerate(pp_partition(cfg.num_layers, layout.pp)):
         by_kind = {k: round(v) for k, v in per_stage[s].items()}
-        stages.append(StageWeights(s, by_kind, buffers, (start, end)))
+        offloaded = offloaded_bytes(layer_bytes[s], cpu_offload_bytes)
+        stages.append(StageWeights(s, by_kind, buffers, (start, end), offloaded))
     notes = []
     if buffers:
         notes.append(
@@ -237,6 +245,24 @@ def plan_weights(
             "vLLM counts in 'Model loading took'"
         )
     return WeightsPlan(tuple(stages), inferred, tuple(notes))
+
+
+def offloaded_bytes(module_bytes: list[float], limit: int) -> int:
+    """Bytes --cpu-offload-gb moves to CPU memory on one GPU.
+
+    vLLM 0.33 model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu (0.11
+    models/utils.py maybe_offload_to_cpu): decoder layers in order, parameter by parameter,
+    each offloaded while the running total is still below the limit, so the last one taken
+    may overshoot it. servecheck takes whole modules (a module's weight and its scales).
+    """
+    if limit <= 0:
+        return 0
+    total = 0.0
+    for nbytes in module_bytes:
+        if total >= limit:
+            break
+        total += nbytes
+    return round(total)
 
 
 def rotary_cache_bytes(cfg: ModelConfig) -> int:

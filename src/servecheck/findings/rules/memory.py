@@ -253,3 +253,60 @@ class CudaGraphCaptureOom(Rule):
     fix = "Use --gpu-memory-utilization {max_util} or --enforce-eager."
     vllm_ref = WORKER + "/gpu_model_runner.py GPUModelRunner.capture_model"
     vllm_message = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate ..."
+
+
+@rule
+class KvCacheBytesDoNotFit(Rule):
+    """`--kv-cache-memory-bytes` asks for more KV cache than the GPU has left.
+
+    ## What it does
+    With `--kv-cache-memory-bytes`, vLLM skips memory profiling and `--gpu-memory-utilization`
+    and allocates exactly that KV cache per GPU. servecheck adds it to the CUDA context and
+    communicators, the weights, the profile run's activation peak, non-torch memory and CUDA
+    graphs, and compares the sum with the GPU's memory.
+
+    ## Why it matters
+    The KV-cache allocation (or CUDA-graph capture after it) fails with PyTorch's out-of-memory
+    error.
+
+    ## Fix
+    A smaller `--kv-cache-memory-bytes`, or leave it out and let vLLM size the cache.
+    """
+
+    code = "M011"
+    exception = "OutOfMemoryError"
+    name = "kv-cache-bytes-do-not-fit"
+    severity = Severity.ERROR
+    message = "{layout}: --kv-cache-memory-bytes {kv} brings the GPU to {need} of {total}"
+    fix = "Use --kv-cache-memory-bytes of at most about {fits}, or leave it out."
+    vllm_ref = WORKER + "/gpu_worker.py Worker.determine_available_memory"
+    vllm_message = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate ..."
+
+
+@rule
+class CpuOffloadCost(Rule):
+    """Weights offloaded to CPU memory with `--cpu-offload-gb`, and what that costs.
+
+    ## What it does
+    Mirrors vLLM's offloader: decoder layers are moved to pinned CPU memory in order, parameter
+    by parameter, until the given GiB per GPU are reached (the last one may overshoot). The
+    GPU reads them over PCIe (unified virtual addressing) on every forward pass.
+
+    ## Why it matters
+    The model loads, but every step moves the offloaded bytes across PCIe: decoding is bound by
+    that transfer (tens of GB per step at tens of GB/s is about a second per token). The host
+    needs the offloaded bytes of every GPU in pinned memory.
+
+    ## Fix
+    Offload only as much as needed (the plan shows the smallest amount that fits), or add GPUs.
+    """
+
+    code = "M012"
+    name = "cpu-offload-cost"
+    severity = Severity.WARNING
+    message = (
+        "{layout}: {offloaded} per GPU of weights in CPU memory ({host} pinned host memory in "
+        "all); every forward pass reads them over PCIe, about {step} per step at {pcie}"
+    )
+    fix = "Offload the least that fits ({minimum} here), or use more GPUs."
+    vllm_ref = "vLLM {ver} model_executor/offloader/uva.py UVAOffloader"
