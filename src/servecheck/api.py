@@ -25,9 +25,9 @@ from servecheck.model.family import identify
 from servecheck.model.inventory import Inventory
 from servecheck.model.support import support_findings
 from servecheck.plan import Plan, ServeOptions, attach_plan, make_plan, serve_model_arg
+from servecheck.plan.layouts import Layout
 from servecheck.quant.methods import Platform
 from servecheck.quant.preflight import preflight
-from servecheck.plan.layouts import Layout
 from servecheck.quant.resolve import ResolutionResult, resolve
 from servecheck.quant.spec import parse_quant
 from servecheck.source.local import Checkpoint, open_local
