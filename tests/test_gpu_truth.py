@@ -199,7 +199,15 @@ def predict(record_id: str) -> Prediction:
         count=1,
     )
     version = rec["vllm_version"]
-    report = check(model_path(rec), vllm_version=version, target=target, kernel_env=kernel_env(rec))
+    kw = rec["llm_kwargs"]
+    report = check(
+        model_path(rec),
+        vllm_version=version,
+        target=target,
+        kernel_env=kernel_env(rec),
+        quantization=kw.get("quantization"),
+        dtype=kw.get("dtype"),
+    )
     plan = make_plan(report, row, 1, 1, serve_options(rec))
     layout = next(p for p in plan.layouts if p.layout.tp == 1 and p.layout.pp == 1)
     default_plan = {id(f) for f in (report.plan.findings if report.plan else ())}

@@ -554,6 +554,9 @@ def build(out: Path | None = None) -> list[str]:
             if not dst.exists():
                 dst.mkdir(parents=True)
                 shutil.copy(ROOT / case["config_source"] / "config.json", dst / "config.json")
+                hf_quant = ROOT / case["config_source"] / "hf_quant_config.json"
+                if hf_quant.exists():  # ModelOpt's legacy quantization config beside config.json
+                    shutil.copy(hf_quant, dst / hf_quant.name)
                 # any small tokenizer works to start the engine (no text is generated)
                 for f in (ROOT / TOKENIZER).iterdir():
                     shutil.copy(f, dst / f.name)
@@ -565,3 +568,38 @@ def build(out: Path | None = None) -> list[str]:
 if __name__ == "__main__":
     names = build()
     print(f"built {len(names)} folders under {STAGE_CASES}")
+
+
+# ---- quantization formats of issue 12 (dense and MoE), full size with dummy weights ----
+# GPTQ / AWQ / ModelOpt configs composed from the public model configs above with each tool's
+# published quantization_config / hf_quant_config.json layout; "fp8 at load time" runs the
+# unquantized Llama config with quantization="fp8". Each records the method, kernels and MoE
+# backends vLLM 0.24 picks on the H200 (tests/test_gpu_truth.py holds the predictions to them).
+QUANT_CFG = "benchmarks/gpu_truth/configs"
+CASES += [
+    _dummy(f"dummy-{name}-len4k-u090", f"{QUANT_CFG}/{name}", 40 + i, 4096, 0.90, note)
+    for i, (name, note) in enumerate(
+        [
+            ("llama-3.1-8b-gptq", "GPTQ int4 g128: Machete on sm_90"),
+            ("llama-3.1-8b-gptq-actorder", "GPTQ desc_act=True g128 (allowed in 0.24)"),
+            ("llama-3.1-8b-awq", "AWQ int4 g128 zero point"),
+            ("qwen3-30b-a3b-gptq", "GPTQ MoE: AutoGPTQMoEMethod backend"),
+            ("qwen3-30b-a3b-awq", "AWQ MoE: AutoAWQMoEMethod backend"),
+            ("llama-3.1-8b-modelopt-fp8", "ModelOpt FP8 per-tensor (hf_quant_config.json)"),
+            ("llama-3.1-8b-modelopt-fp8-pcpt", "ModelOpt FP8_PER_CHANNEL_PER_TOKEN"),
+            ("llama-3.1-8b-modelopt-nvfp4", "ModelOpt NVFP4 + FP8 KV: Marlin W4A16 on sm_90"),
+            ("qwen3-30b-a3b-modelopt-fp8", "ModelOpt FP8 MoE: ModelOptFp8MoEMethod backend"),
+            ("qwen3-30b-a3b-modelopt-nvfp4", "ModelOpt NVFP4 MoE on sm_90 (Marlin)"),
+        ]
+    )
+] + [
+    _dummy(
+        "dummy-llama-3.1-8b-fp8-online-len4k-u090",
+        "benchmarks/gpu_truth/configs/llama-3.1-8b",
+        50,
+        4096,
+        0.90,
+        "FP8 applied at load time: quantization='fp8' on the bf16 config",
+        quantization="fp8",
+    ),
+]
