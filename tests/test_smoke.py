@@ -409,3 +409,15 @@ def test_gpu_failure_predicted_from_the_arguments(tmp_path: Path) -> None:
     assert rows["root error"]["observed"].startswith(
         "ValidationError: User-specified max_model_len"
     )
+
+
+def test_model_argument_as_vllm_serve_takes_it() -> None:
+    from servecheck.smoke.session import vllm_model_arg
+
+    cfg = str(FIXTURES / "llama-bf16" / "config.json")
+    assert vllm_model_arg(cfg, ["-tp", "2"]) == (str(FIXTURES / "llama-bf16"), ["-tp", "2"])
+    assert vllm_model_arg("org/model@v1.0", []) == ("org/model", ["--revision", "v1.0"])
+    assert vllm_model_arg("hf://org/model", ["--revision", "main"]) == (
+        "org/model",
+        ["--revision", "main"],
+    )

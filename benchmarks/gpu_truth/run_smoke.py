@@ -19,6 +19,7 @@ Back here: unpack, copy records/*.json into tests/data/gpu_truth/, run
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -115,12 +116,19 @@ def main() -> int:
             print(f"skip {name}: {limit} s would pass the deadline", flush=True)
             continue
         cmd = [sys.executable, "-m", "servecheck", "smoke", model, "--gpu", "auto"]
-        cmd += ["--record", str(WORK / "records"), "--log", str(WORK / "logs" / f"{name}.log")]
+        scratch = WORK / "scratch" / name
+        cmd += ["--record", str(scratch), "--log", str(WORK / "logs" / f"{name}.log")]
         cmd += ["--timeout", str(limit - 20), "--format", "json", "--", *vllm_args]
         t0 = time.time()
         print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(cmd[3:])}", flush=True)
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         done_json.write_text(done.stdout or "{}")
+        for made in scratch.glob("*.json"):  # one record, named after the case
+            rec = json.loads(made.read_text())
+            rec["record"] = f"smoke-{name}"
+            text = json.dumps(rec, indent=1, sort_keys=True) + "\n"
+            (WORK / "records" / f"smoke-{name}.json").write_text(text)
+            made.unlink()
         print(done.stderr[-1500:], flush=True)
         print(f"  exit {done.returncode} after {time.time() - t0:.0f} s", flush=True)
         export(out)

@@ -30,7 +30,7 @@ from servecheck.quant.methods import Platform
 from servecheck.quant.preflight import preflight
 from servecheck.quant.resolve import ResolutionResult, resolve
 from servecheck.quant.spec import parse_quant
-from servecheck.source.local import Checkpoint, open_local
+from servecheck.source.local import Checkpoint
 from servecheck.source.resolve import open_model
 from servecheck.source.safetensors import DTYPE_BITS
 from servecheck.versions import resolve_version
@@ -356,22 +356,25 @@ def smoke(
 ) -> SmokeResult:
     """Predict (as `check`, for the vLLM release that will run), then load the model with that
     vLLM in a child process, generate a few tokens, and compare what it did with the prediction.
+    MODEL is a folder, a config.json's folder, or a Hub id `org/name[@revision]` (vLLM then
+    downloads it as `vllm serve` would).
 
     Raises smoke.runner.VllmNotFound (an InputError) when no Python with vLLM is found."""
     from servecheck.smoke import session
     from servecheck.smoke.runner import find_vllm
 
     install = find_vllm(python)
-    ckpt = open_local(model)
+    ckpt = open_model(model)
     env = list(kernel_env) or session.kernel_env_of(install, target)
     report = check_checkpoint(ckpt, vllm_version=install.version, target=target, kernel_env=env)
     if on_prediction is not None:
         on_prediction(report)
+    served, args = session.vllm_model_arg(str(model), vllm_args)
     return session.run_smoke(
         report,
         install,
-        serve_model_arg(model),
-        vllm_args=vllm_args,
+        served,
+        vllm_args=args,
         timeout_s=timeout_s,
         log_path=log_path,
         record_dir=record_dir,

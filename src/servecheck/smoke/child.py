@@ -254,6 +254,8 @@ def probe_env() -> dict[str, Any]:
         from vllm.platforms import current_platform
 
         info["platform"] = str(getattr(current_platform, "device_type", "") or "")
+        if info["platform"] == "cpu":
+            info.update(cpu_facts(torch))
         for mod in ("flashinfer", "deep_gemm", "triton_kernels", "vllm.third_party.deep_gemm"):
             try:
                 __import__(mod)
@@ -263,6 +265,28 @@ def probe_env() -> dict[str, Any]:
     except Exception as e:
         info["probe_error"] = f"{type(e).__name__}: {e}"
     return info
+
+
+def cpu_facts(torch: Any) -> dict[str, Any]:
+    """What vLLM's CPU backend keys its kernels on: torch's CPU capability and ISA checks, and
+    the native library it loads (vLLM 0.32 platforms/cpu.py CpuPlatform.import_kernels)."""
+    out: dict[str, Any] = {}
+    try:
+        out["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        isa = {
+            "avx512": torch.cpu._is_avx512_supported(),
+            "avx512_bf16": torch.cpu._is_avx512_bf16_supported(),
+            "amx_tile": torch.cpu._is_amx_tile_supported(),
+        }
+    except Exception as e:
+        out["cpu_probe_error"] = f"{type(e).__name__}: {e}"
+        return out
+    out["torch_isa"] = isa
+    if not isa["avx512"]:
+        out["vllm_native_lib"] = "vllm._C_AVX2"
+    else:
+        out["vllm_native_lib"] = "vllm._C" if isa["avx512_bf16"] else "vllm._C_AVX512"
+    return out
 
 
 def error_dict(e: BaseException) -> dict[str, Any]:

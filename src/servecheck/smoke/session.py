@@ -26,6 +26,23 @@ def default_log_path(model: str) -> Path:
     return base / "servecheck" / "smoke" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
 
 
+def vllm_model_arg(model: str, vllm_args: Sequence[str]) -> tuple[str, list[str]]:
+    """MODEL as `vllm serve` takes it: the folder (not its config.json), or a Hub id with its
+    `@revision` passed as --revision."""
+    from servecheck.plan import serve_model_arg
+    from servecheck.source.modelref import HF_SCHEME, hub_ref, looks_like_path
+
+    args = list(vllm_args)
+    if not model.startswith(HF_SCHEME) and looks_like_path(model):
+        return serve_model_arg(model), args
+    ref = hub_ref(model)
+    if ref is None:
+        return model, args
+    if ref.revision and "--revision" not in args:
+        args += ["--revision", ref.revision]
+    return ref.repo_id, args
+
+
 def kernel_env_of(install: VllmInstall, target: Target) -> list[str]:
     """--kernel-env items describing the vLLM install that runs (FlashInfer present or not,
     DeepGEMM importable or vendored), so the prediction is for that install."""
