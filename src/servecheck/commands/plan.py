@@ -14,9 +14,10 @@ DESCRIPTION = (
     "longest context, concurrency, and a `vllm serve` command for the best one."
 )
 EPILOG = """examples:
-  servecheck plan examples/glm-4.5-air-derestricted-fp8 --gpu 'RTX PRO 6000' --gpus 2
-  servecheck plan ./DeepSeek-V3 --gpu H100 --gpus 8 --nodes 2 --max-model-len 32768 \\
-      --format markdown > plan.md"""
+  servecheck plan examples/glm-4.5-air-derestricted-fp8 --gpu 'RTX PRO 6000' \\
+      --gpus 2
+  servecheck plan ./DeepSeek-V3 --gpu H100 --gpus 8 --nodes 2 \\
+      --max-model-len 32768 --format markdown > plan.md"""
 TAKES_VLLM_ARGS = True
 
 
