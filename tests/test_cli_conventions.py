@@ -134,7 +134,7 @@ def test_piped_gpu_names_and_options_are_whole(piped):
     assert "--kv-cache-dtype DTYPE" in piped["plan-help"].stdout
     for option in ("--gpu-memory-utilization", "--max-num-batched-tokens", "--no-expert-parallel"):
         assert option in piped["plan-help"].stdout
-    assert "TP1×PP2" in piped["plan"].stdout and "moe.shared.gate_up_proj" in piped["check"].stdout
+    assert "TP2+EP" in piped["plan"].stdout and "moe.shared.gate_up_proj" in piped["check"].stdout
     for name in ("help", "check-help", "plan-help", "fix-help"):
         assert "<bool>" not in piped[name].stdout and "[default: False]" not in piped[name].stdout
 
