@@ -134,7 +134,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     body = f"sleep 300 & echo $! > '{pids}'; echo started; sleep 300"
     install = VllmInstall(fake_python(tmp_path, body), "0.32.0", "--python")
-    spec = RunSpec(model="m", timeout_s=1.5, log_path=tmp_path / "run.log")
+    spec = RunSpec(model="m", timeout_s=1.0, log_path=tmp_path / "run.log")
     run = run_child(spec, install)
     assert run.outcome == "timeout"
     grandchild = int(pids.read_text())
@@ -421,3 +421,9 @@ def test_model_argument_as_vllm_serve_takes_it() -> None:
         "org/model",
         ["--revision", "main"],
     )
+
+
+def test_parse_log_reads_the_engine_quantization() -> None:
+    parsed = parse_log((LOGS / "cpu-llama-FP8_DYNAMIC.log").read_text())
+    assert parsed["quantization"] == "compressed-tensors"
+    assert parse_log((LOGS / "cpu-llama-bf16.log").read_text())["quantization"] is None

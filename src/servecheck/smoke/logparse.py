@@ -60,6 +60,8 @@ RX = {
         r"init engine \(profile, create kv cache, warmup model\) took ([0-9.]+)"
     ),
     "architecture": re.compile(r"Resolved architecture: (\S+)"),
+    # vLLM 0.24 v1/engine/core.py: "Initializing a V1 LLM engine (v0.24.0) with config: ..."
+    "engine_quant": re.compile(r"Initializing a V1 LLM engine .*?\bquantization=([\w.-]+)"),
     "shards": re.compile(r"Loading \S+ checkpoint shards:\s+(\d+)% Completed \| (\d+)/(\d+)"),
 }
 RELEVANT = re.compile(
@@ -144,6 +146,8 @@ def _facts(body: str, out: dict[str, Any], mem: dict[str, Any], graphs: dict[str
         out["attention_backends"].append(m.group(1))
     if m := RX["architecture"].search(body):
         out["architecture"] = m.group(1)
+    if m := RX["engine_quant"].search(body):
+        out["quantization"] = None if m.group(1) == "None" else m.group(1)
     if m := RX["model_loading"].search(body):
         mem["model_loading_gib"] = float(m.group(1))
         mem["model_loading_s"] = float(m.group(2))
