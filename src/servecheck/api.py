@@ -8,28 +8,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from servecheck import fix as fix_stage
+from servecheck.check_result import CheckResult
 from servecheck.checks.audit import audit
 from servecheck.checks.expected import module_tensors
 from servecheck.compare import Comparison, compare_reports
-from servecheck.core import NO_TARGET, CheckReport, Target
+from servecheck.core import NO_TARGET, Target
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import architecture as arch_rules
 from servecheck.findings.rules import checkpoint as ckpt_rules
 from servecheck.fix import FixOutcome, FixProposal
 from servecheck.hardware.env import resolve_env
 from servecheck.hardware.plan_kernels import select_kernels
-from servecheck.host import installed_vllm_version
+from servecheck.host import installed_vllm_version, read_cpu
 from servecheck.model.arch import build_inventory
 from servecheck.model.config import ModelConfig, parse_config
 from servecheck.model.family import identify
 from servecheck.model.inventory import Inventory
 from servecheck.model.support import support_findings
-from servecheck.plan import Plan, ServeOptions, attach_plan, make_plan, serve_model_arg
+from servecheck.plan import Plan, ServeOptions, make_plan, serve_model_arg
 from servecheck.plan.layouts import Layout
 from servecheck.quant.methods import Platform
 from servecheck.quant.preflight import preflight
 from servecheck.quant.resolve import ResolutionResult, resolve
 from servecheck.quant.spec import parse_quant
+from servecheck.report import CheckReport
 from servecheck.source.local import Checkpoint
 from servecheck.source.resolve import open_model
 from servecheck.source.safetensors import DTYPE_BITS
@@ -98,6 +100,8 @@ def check_checkpoint(
 
     With a GPU target and `plan`, the report carries the plan for target.count GPUs."""
     version = resolve_version(vllm_version, installed_vllm_version())
+    if target.kind == "cpu" and target.cpu is None:
+        target = dataclasses.replace(target, cpu=read_cpu())
     cfg = parse_config(ckpt.config)
     ver = version.effective
     served, support = support_findings(
@@ -183,7 +187,38 @@ def check_checkpoint(
         notes=notes,
         kernels=kernels,
     )
-    return attach_plan(report) if plan else report
+    return with_plan(report) if plan else report
+
+
+def with_plan(report: CheckReport) -> CheckReport:
+    """The report with the plan for its target (a GPU and a count) and the plan's findings."""
+    target = report.target
+    if target.kind != "gpu":
+        return report
+    from servecheck.errors import InputError
+    from servecheck.hardware.gpus import find_gpu
+
+    try:
+        row = find_gpu(target.name)
+    except InputError:
+        return report
+    total = None
+    if target.memory_bytes and target.memory_bytes != row.total_memory_bytes:
+        # a detected GPU: its driver-reported total, less the CUDA reserve
+        from servecheck.plan.config import GIB, table
+
+        total = target.memory_bytes - round(table()["cuda_total"]["reserve_gib"] * GIB)
+    plan = make_plan(
+        report,
+        row,
+        max(target.count, 1),
+        1,
+        ServeOptions(),
+        model_arg=serve_model_arg(report.location),
+        cuda_total=total,
+    )
+    findings = sorted((*report.findings, *plan.findings), key=lambda f: (f.severity.rank, f.code))
+    return dataclasses.replace(report, plan=plan, findings=tuple(findings))
 
 
 def platform_of(target: Target) -> Platform:
@@ -276,7 +311,7 @@ _SAFETENSORS_DTYPE = {"bfloat16": "BF16", "float16": "F16", "float32": "F32", "h
 # fix and compare: the stages take reports; the checks are run here
 
 
-def recheck(report: CheckReport, config: dict) -> CheckReport:
+def recheck(report: CheckResult, config: dict) -> CheckReport:
     """What `check` reports for the same checkpoint with another config.json, computed in
     memory (nothing is written)."""
     ckpt = dataclasses.replace(report.checkpoint, config=config)

@@ -1,6 +1,6 @@
 """Compare two checkpoints: architecture, quantization, and ignore lists by what they cover.
 
-    comparison = compare_reports(ra, rb)       # from two CheckReports
+    comparison = compare_reports(ra, rb)       # from two CheckResults
     (servecheck.api.compare(a, b) runs check on both and calls this)
 
 Two configs put side by side can look like one model when they are not (GLM-4.5, hidden 5120,
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from servecheck.core import CheckReport
+from servecheck.check_result import CheckResult
 from servecheck.fix.agreement import resolves_quantized
 from servecheck.fix.entries import matches
 from servecheck.fix.facts import IgnoreContext, display_template
@@ -119,8 +119,8 @@ class IgnoreComparison:
 
 @dataclass(frozen=True)
 class Comparison:
-    a: CheckReport
-    b: CheckReport
+    a: CheckResult
+    b: CheckResult
     relation: str  # same-model, same-family, different-family, different-architecture, ...
     statement: str
     rows: tuple[Row, ...]
@@ -133,7 +133,7 @@ class Comparison:
         return self.relation not in ("same-model", "same-family")
 
 
-def compare_reports(ra: CheckReport, rb: CheckReport) -> Comparison:
+def compare_reports(ra: CheckResult, rb: CheckResult) -> Comparison:
     relation, statement = _relation(ra, rb)
     rows = _model_rows(ra, rb) + _quant_rows(ra, rb) + _scheme_rows(ra, rb) + _result_rows(ra, rb)
     ign = compare_ignore(ra, rb)
@@ -152,15 +152,15 @@ def compare_reports(ra: CheckReport, rb: CheckReport) -> Comparison:
 # Families
 
 
-def _family(r: CheckReport) -> str | None:
+def _family(r: CheckResult) -> str | None:
     return r.family.name if r.family else None
 
 
-def _dims(r: CheckReport) -> dict[str, int]:
+def _dims(r: CheckResult) -> dict[str, int]:
     return {d: getattr(r.model, d) for d in CORE_DIMS}
 
 
-def _dim_diffs(ra: CheckReport, rb: CheckReport) -> list[str]:
+def _dim_diffs(ra: CheckResult, rb: CheckResult) -> list[str]:
     da, db = _dims(ra), _dims(rb)
     labels = {
         "hidden_size": "hidden {} vs {}",
@@ -175,7 +175,7 @@ def _dim_diffs(ra: CheckReport, rb: CheckReport) -> list[str]:
     return [labels[k].format(da[k], db[k]) for k in CORE_DIMS if da[k] != db[k]]
 
 
-def _relation(ra: CheckReport, rb: CheckReport) -> tuple[str, str]:
+def _relation(ra: CheckResult, rb: CheckResult) -> tuple[str, str]:
     fa, fb = _family(ra), _family(rb)
     arch_a, arch_b = ra.model.architecture, rb.model.architecture
     diffs = _dim_diffs(ra, rb)
@@ -224,12 +224,12 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def _raw_key(r: CheckReport, *keys: str) -> str | None:
+def _raw_key(r: CheckResult, *keys: str) -> str | None:
     raw = r.model.raw
     return next((k for k in keys if k in raw), None)
 
 
-def _dtype_text(r: CheckReport) -> str:
+def _dtype_text(r: CheckResult) -> str:
     raw = r.checkpoint.config
     for key in ("dtype", "torch_dtype"):
         if key in raw:
@@ -240,7 +240,7 @@ def _dtype_text(r: CheckReport) -> str:
     return "–"
 
 
-def _model_rows(ra: CheckReport, rb: CheckReport) -> list[Row]:
+def _model_rows(ra: CheckResult, rb: CheckResult) -> list[Row]:
     a, b = ra.model, rb.model
 
     def field(key: str, attr: str) -> Row:
@@ -296,12 +296,12 @@ def _model_rows(ra: CheckReport, rb: CheckReport) -> list[Row]:
     return rows
 
 
-def _size(r: CheckReport) -> str:
+def _size(r: CheckResult) -> str:
     how = "inferred" if r.checkpoint.config_only else "from headers"
     return f"{human_bytes(r.total_bytes)} ({how})"
 
 
-def _groups_text(r: CheckReport) -> str:
+def _groups_text(r: CheckResult) -> str:
     q = r.quant
     if q.ct is not None:
         return "; ".join(text for _, text in ct_groups(q.ct)) or "–"
@@ -313,14 +313,14 @@ def _groups_text(r: CheckReport) -> str:
     return "–"
 
 
-def _quant_rows(ra: CheckReport, rb: CheckReport) -> list[Row]:
+def _quant_rows(ra: CheckResult, rb: CheckResult) -> list[Row]:
     qa, qb = ra.quant, rb.quant
 
-    def fmt_(r: CheckReport) -> str:
+    def fmt_(r: CheckResult) -> str:
         ct = r.quant.ct
         return _fmt(ct.format) if ct is not None else "–"
 
-    def kv(r: CheckReport) -> str:
+    def kv(r: CheckResult) -> str:
         ct = r.quant.ct
         if ct is None or not ct.kv_cache_scheme:
             return "–"
@@ -342,7 +342,7 @@ def _quant_rows(ra: CheckReport, rb: CheckReport) -> list[Row]:
     ]
 
 
-def _scheme_rows(ra: CheckReport, rb: CheckReport) -> list[Row]:
+def _scheme_rows(ra: CheckResult, rb: CheckResult) -> list[Row]:
     ka = {row.kind: row for row in kind_rows(ra)}
     kb = {row.kind: row for row in kind_rows(rb)}
     kinds = list(ka) + [k for k in kb if k not in ka]
@@ -370,8 +370,8 @@ def _kind_text(row) -> str:
     return text
 
 
-def _result_rows(ra: CheckReport, rb: CheckReport) -> list[Row]:
-    def errs(r: CheckReport) -> str:
+def _result_rows(ra: CheckResult, rb: CheckResult) -> list[Row]:
+    def errs(r: CheckResult) -> str:
         codes = sorted({f.code for f in r.findings if f.severity.value == "error"})
         return ", ".join(codes) or "none"
 
@@ -385,7 +385,7 @@ def _result_rows(ra: CheckReport, rb: CheckReport) -> list[Row]:
 # Ignore lists by coverage
 
 
-def ignore_side(r: CheckReport) -> IgnoreSide:
+def ignore_side(r: CheckResult) -> IgnoreSide:
     """What one ignore list covers in its own model, by vLLM's matching rules."""
     ctx = IgnoreContext(r)
     current = r.resolution.by_name()
@@ -443,7 +443,7 @@ def _by_template(names: frozenset[str], total: dict[str, int]) -> dict[str, str]
     }
 
 
-def _template_totals(r: CheckReport) -> dict[str, int]:
+def _template_totals(r: CheckResult) -> dict[str, int]:
     out: dict[str, int] = {}
     for m in r.inventory.modules:
         t = display_template(m.name)
@@ -451,7 +451,7 @@ def _template_totals(r: CheckReport) -> dict[str, int]:
     return out
 
 
-def compare_ignore(ra: CheckReport, rb: CheckReport) -> IgnoreComparison:
+def compare_ignore(ra: CheckResult, rb: CheckResult) -> IgnoreComparison:
     a, b = ignore_side(ra), ignore_side(rb)
     names_a = {m.name for m in ra.inventory.modules}
     names_b = {m.name for m in rb.inventory.modules}
@@ -478,7 +478,7 @@ def _list(names: frozenset[str] | tuple[str, ...], limit: int = 4) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _ignore_statement(ra: CheckReport, rb: CheckReport, ign: IgnoreComparison) -> str:
+def _ignore_statement(ra: CheckResult, rb: CheckResult, ign: IgnoreComparison) -> str:
     a, b = ign.a, ign.b
     how = "" if ign.by_name else " (compared layer-independently: the models differ)"
     parts = []

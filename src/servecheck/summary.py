@@ -1,4 +1,4 @@
-"""Shared views of a CheckReport (modules grouped by kind, sizes, counted words) for the
+"""Shared views of a CheckResult (modules grouped by kind, sizes, counted words) for the
 stages that describe reports (compare) and the renderers."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from servecheck.core import CheckReport, kind_rank
+from servecheck.check_result import CheckResult
+from servecheck.core import kind_rank
 from servecheck.quant.compressed_tensors import CTConfig
 
 
@@ -22,7 +23,7 @@ class KindRow:
     mtp: int
 
 
-def kind_rows(report: CheckReport) -> list[KindRow]:
+def kind_rows(report: CheckResult) -> list[KindRow]:
     groups: dict[str, list] = {}
     for r in report.resolution.resolutions:
         groups.setdefault(r.module.kind, []).append(r)

@@ -8,8 +8,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from servecheck.check_result import CheckResult
 from servecheck.checks.expected import FLOAT_DTYPES
-from servecheck.core import CheckReport
 from servecheck.errors import InputError
 from servecheck.model.inventory import (
     ATTENTION,
@@ -141,7 +141,7 @@ def module_units(m: Module) -> tuple[str, ...]:
 class IgnoreContext:
     """The facts an ignore list is judged against, for one checked checkpoint."""
 
-    def __init__(self, report: CheckReport):
+    def __init__(self, report: CheckResult):
         self.report = report
         self.kind = method_kind(report.quant)
         self.config_only = report.checkpoint.config_only
@@ -292,7 +292,7 @@ class IgnoreLocation:
         return ".".join((*self.path, self.key))
 
 
-def ignore_location(report: CheckReport) -> IgnoreLocation:
+def ignore_location(report: CheckResult) -> IgnoreLocation:
     quant = report.quant
     kind = method_kind(quant)
     source = quant.source or ""
@@ -330,7 +330,7 @@ def ignore_location(report: CheckReport) -> IgnoreLocation:
     )
 
 
-def with_ignore(report: CheckReport, entries: Sequence[str]) -> dict:
+def with_ignore(report: CheckResult, entries: Sequence[str]) -> dict:
     """A deep copy of the checkpoint's config.json with the ignore list replaced."""
     loc = ignore_location(report)
     config = copy.deepcopy(report.checkpoint.config)
@@ -341,7 +341,7 @@ def with_ignore(report: CheckReport, entries: Sequence[str]) -> dict:
     return config
 
 
-def resolve_config(report: CheckReport, config: dict) -> tuple[QuantSpec, ResolutionResult]:
+def resolve_config(report: CheckResult, config: dict) -> tuple[QuantSpec, ResolutionResult]:
     """Resolve every module of the report's inventory under another config (in memory)."""
     quant = parse_quant(config, report.checkpoint.hf_quant_config, report.version)
     return quant, resolve(report.inventory, quant, report.version, report.target.capability)

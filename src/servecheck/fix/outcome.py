@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from servecheck.core import CheckReport
+from servecheck.check_result import CheckResult
 from servecheck.fix.facts import FIXABLE_CODES, FixError
 from servecheck.fix.files import (
     WriteResult,
@@ -26,12 +26,12 @@ class FixOutcome:
     original_text: str
     new_text: str
     diff: str
-    after: CheckReport  # `check` re-run on the result (the report itself when nothing changed)
+    after: CheckResult  # `check` re-run on the result (the report itself when nothing changed)
     written: WriteResult | None = None
     nothing_written: str | None = None  # why --write / --out wrote nothing
 
     @property
-    def before(self) -> CheckReport:
+    def before(self) -> CheckResult:
         return self.proposal.report
 
     def code_changes(self) -> list[tuple[str, str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from servecheck.core import CheckReport
+from servecheck.check_result import CheckResult
 from servecheck.findings.registry import Finding
 from servecheck.fix.agreement import Disagreement, disagreements, resolves_quantized
 from servecheck.fix.derive import derive_entries, required
@@ -47,7 +47,7 @@ NORM_PATTERNS = (
 class FixProposal:
     """A proposed ignore list, how each entry was judged, and whether it verifies."""
 
-    report: CheckReport
+    report: CheckResult
     strategy: str
     location: IgnoreLocation
     before: tuple[str, ...]
@@ -59,7 +59,7 @@ class FixProposal:
     config: dict
     resolution: ResolutionResult
     # the full check with the new config (in memory); None when nothing was re-checked
-    after_report: CheckReport | None = None
+    after_report: CheckResult | None = None
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -98,10 +98,10 @@ class FixProposal:
 
 
 def propose(
-    report: CheckReport,
+    report: CheckResult,
     strategy: str = "checkpoint",
     *,
-    recheck: Callable[[CheckReport, dict], CheckReport],
+    recheck: Callable[[CheckResult, dict], CheckResult],
 ) -> FixProposal:
     """Propose a new ignore list for `report`'s checkpoint; raises FixError when impossible.
 

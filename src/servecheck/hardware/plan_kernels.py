@@ -7,18 +7,16 @@ quant=...)`` and adds the returned findings; the reports render ``KernelReport.k
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
-
 from servecheck.core import KIND_ORDER, Target
 from servecheck.findings.collect import Collector
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import hardware as rules
 from servecheck.hardware.attention import AttentionChoice, select_attention
 from servecheck.hardware.conditions import Device
+from servecheck.hardware.cpu_backend import select_cpu_kernels
 from servecheck.hardware.env import KernelEnv, resolve_env
+from servecheck.hardware.kernel_findings import add_no_kernel, add_not_modelled, attention_findings
+from servecheck.hardware.kernel_report import KernelReport, ModuleKernel, module_kernel
 from servecheck.hardware.kernels import Context, KernelChoice
 from servecheck.hardware.linear_kernels import linear_kernel
 from servecheck.hardware.moe_backends import FORCED_FAILED, moe_backend
@@ -27,152 +25,6 @@ from servecheck.model.inventory import ATTENTION, EXPERTS, Inventory
 from servecheck.quant.resolve import Resolution, ResolutionResult
 from servecheck.quant.spec import QuantSpec
 from servecheck.versions import Release, known_releases
-
-# Schemes whose activations are quantized: a weight-only kernel for them is a degraded path.
-ACT_QUANT_SCHEMES = frozenset({"W8A8Fp8", "Fp8", "W4A4Fp4", "W4A4Mxfp4", "W8A8Int8", "W4A8Fp8"})
-
-
-@dataclass(frozen=True)
-class ModuleKernel:
-    """The kernel (or MoE backend) of one module."""
-
-    name: str
-    kind: str
-    scheme: str | None
-    min_capability: int | None
-    choice: KernelChoice
-    act_quant: bool = False  # the checkpoint quantizes this module's activations
-
-    @property
-    def degraded(self) -> bool:
-        """A weight-only kernel although the checkpoint quantizes activations."""
-        return self.choice.ok and self.choice.weight_only and self.act_quant
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, **self.choice.as_dict()}
-
-
-@dataclass(frozen=True)
-class KindKernels:
-    """One row of the capability table: a module kind on the target."""
-
-    kind: str
-    count: int
-    schemes: dict[str, int]
-    min_capability: int | None
-    capability_ok: bool | None  # None: no minimum / no GPU capability
-    kernels: dict[str, int]  # label -> modules
-    status: str  # "ok", "degraded", "fail", "n/a"
-    errors: tuple[str, ...] = ()
-
-    def kernels_text(self) -> str:
-        if not self.kernels:
-            return "-"
-        if len(self.kernels) == 1:
-            return next(iter(self.kernels))
-        return ", ".join(f"{k} ×{v}" for k, v in sorted(self.kernels.items(), key=lambda x: -x[1]))
-
-
-@dataclass(frozen=True)
-class KernelReport:
-    """Per-module kernel choices on one target, the attention backend, and the findings."""
-
-    target_name: str
-    device: Device
-    version: Release
-    env: KernelEnv
-    modules: tuple[ModuleKernel, ...] = ()
-    attention: AttentionChoice | None = None
-    attention_fp8: AttentionChoice | None = None
-    findings: tuple[Finding, ...] = ()
-    notes: tuple[str, ...] = ()
-    kind_order: tuple[str, ...] = field(default=(), compare=False)
-
-    @cached_property
-    def _index(self) -> dict[str, ModuleKernel]:
-        return {m.name: m for m in self.modules}
-
-    def by_name(self) -> dict[str, ModuleKernel]:
-        return self._index
-
-    def first_error(self) -> ModuleKernel | None:
-        """The module whose kernel error vLLM hits first: layer construction runs in module
-        order before any weight is loaded; load-time errors (process_weights_after_loading)
-        come after."""
-        for stage in ("init", "load"):
-            for m in self.modules:
-                if m.choice.error and m.choice.stage == stage:
-                    return m
-        return None
-
-    def kinds(self) -> list[KindKernels]:
-        groups: dict[str, list[ModuleKernel]] = {}
-        for m in self.modules:
-            groups.setdefault(m.kind, []).append(m)
-        order = {k: i for i, k in enumerate(self.kind_order)}
-        rows = []
-        for kind in sorted(groups, key=lambda k: order.get(k, 99)):
-            ms = groups[kind]
-            caps = [m.min_capability for m in ms if m.min_capability is not None]
-            need = max(caps) if caps else None
-            have = self.device.capability
-            cap_ok = None if need is None or have is None else have >= need
-            kernels = Counter(
-                m.choice.label
-                if m.choice.ok
-                else "✗ "
-                + (m.choice.error_type or "error")
-                + (" at load" if m.choice.stage == "load" else "")
-                for m in ms
-            )
-            errors = tuple(dict.fromkeys(m.choice.error for m in ms if m.choice.error))
-            if errors or cap_ok is False:
-                status = "fail"
-            elif any(m.degraded for m in ms):
-                status = "degraded"
-            elif not any(m.choice.modelled for m in ms):
-                status = "n/a"
-            else:
-                status = "ok"
-            rows.append(
-                KindKernels(
-                    kind=kind,
-                    count=len(ms),
-                    schemes=dict(Counter(m.scheme or "unquantized" for m in ms)),
-                    min_capability=need,
-                    capability_ok=cap_ok,
-                    kernels=dict(kernels),
-                    status=status,
-                    errors=errors,
-                )
-            )
-        return rows
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.target_name,
-            "platform": self.device.kind,
-            "capability": self.device.capability,
-            "sm": self.device.sm,
-            "vllm_version": str(self.version),
-            "environment": self.env.as_dict(),
-            "attention": self.attention.as_dict() if self.attention else None,
-            "attention_fp8_kv": self.attention_fp8.as_dict() if self.attention_fp8 else None,
-            "kinds": [
-                {
-                    "kind": k.kind,
-                    "count": k.count,
-                    "schemes": k.schemes,
-                    "min_capability": k.min_capability,
-                    "capability_ok": k.capability_ok,
-                    "kernels": k.kernels,
-                    "status": k.status,
-                    "errors": list(k.errors),
-                }
-                for k in self.kinds()
-            ],
-            "notes": list(self.notes),
-        }
 
 
 def device_for(target: Target) -> Device:
@@ -202,8 +54,6 @@ def select_kernels(
     env = env or resolve_env(ver)
     device = device_for(target)
     if device.kind == "cpu":
-        from servecheck.hardware.cpu_backend import select_cpu_kernels
-
         return select_cpu_kernels(inventory, resolution, target, ver, env, model=model, quant=quant)
     ctx = Context(
         device=device,
@@ -246,19 +96,6 @@ def select_kernels(
         findings=tuple(findings),
         notes=tuple(notes),
         kind_order=KIND_ORDER,
-    )
-
-
-def module_kernel(
-    res: Resolution, choice: KernelChoice, min_capability: int | None
-) -> ModuleKernel:
-    return ModuleKernel(
-        name=res.module.name,
-        kind=res.module.kind,
-        scheme=res.scheme,
-        min_capability=min_capability,
-        choice=choice,
-        act_quant=res.inputs is not None or res.scheme == "Fp8",
     )
 
 
@@ -348,61 +185,6 @@ def _findings(
     out += col.findings()
     out += attention_findings(attention, tname, ver)
     return out
-
-
-def add_no_kernel(
-    col: Collector, m: ModuleKernel, target: str, reasons: str, function: str, ver: Release
-) -> None:
-    """NoMoeBackend (``*_moe`` families) or NoLinearKernel for ``m``, on a GPU or the CPU."""
-    c = m.choice
-    if c.family.endswith("_moe"):
-        rule, named = rules.NoMoeBackend, {"oracle": c.family.removesuffix("_moe") + ".py"}
-    else:
-        rule, named = rules.NoLinearKernel, {"function": function}
-    col.add(
-        rule,
-        m.name,
-        key=(c.family, c.error),
-        module=m.name,
-        scheme=m.scheme or "unquantized",
-        target=target,
-        reasons=reasons,
-        vllm_text=c.error,
-        exception=c.error_type,
-        ver=ver,
-        **named,
-    )
-
-
-def add_not_modelled(col: Collector, m: ModuleKernel, target: str, ver: Release) -> None:
-    """H009: never a silent OK where the kernel or backend for a module is not modelled."""
-    c = m.choice
-    what = "MoE layers" if m.kind == EXPERTS else "linear layers"
-    col.add(
-        rules.KernelNotModelled,
-        m.name,
-        key=(c.family, m.scheme),
-        what=what,
-        target=target,
-        scheme=m.scheme or "unquantized",
-        source=c.source or "model_executor/layers/quantization",
-        ver=ver,
-    )
-
-
-def attention_findings(
-    attention: AttentionChoice | None, target: str, ver: Release
-) -> list[Finding]:
-    """NoAttentionBackend when the KV-cache dtype has no attention backend (GPU or CPU)."""
-    if attention is None or not attention.error:
-        return []
-    finding = rules.NoAttentionBackend.make(
-        what=f"KV cache {attention.kv_cache_dtype}",
-        target=target,
-        vllm_text=attention.error,
-        ver=ver,
-    )
-    return [finding]
 
 
 _FUNCTION = {

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servecheck.knowledge import load_toml
-from servecheck.plan.max_len import release_key
+from servecheck.versions import Release
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class ArgTable:
 
     @property
     def exact(self) -> bool:
-        return release_key(self.release) == release_key(self.requested)
+        return Release.parse(self.release) == Release.parse(self.requested)
 
     @functools.cached_property
     def by_option(self) -> dict[str, ArgSpec]:
@@ -102,7 +102,7 @@ def extracted_releases() -> list[str]:
 
 def nearest_release(requested: str) -> str:
     """The extracted release nearest to `requested` (the newest on a tie)."""
-    wanted = _scalar(release_key(requested))
+    wanted = _scalar(Release.parse(requested))
     known = extracted_releases()
     return min(known, key=lambda r: (abs(_scalar(_key(r)) - wanted), -_scalar(_key(r))))
 
@@ -124,16 +124,17 @@ def arg_table(requested: str) -> ArgTable:
     )
 
 
-def _key(release: str) -> tuple[int, ...]:
-    return release_key(release)  # four parts: 0.10.1.1 sorts after 0.10.1
+def _key(release: str) -> Release:
+    return Release.parse(release)
 
 
-def _within(row: dict[str, Any], key: tuple[int, ...]) -> bool:
+def _within(row: dict[str, Any], key: Release) -> bool:
     return _key(row["from"]) <= key <= _key(row["to"])
 
 
-def _scalar(v: tuple[int, ...]) -> int:
-    return ((v[0] * 1000 + v[1]) * 1000 + v[2]) * 1000 + v[3]
+def _scalar(v: Release) -> int:
+    a, b, c, d = (*v.parts, 0)[:4]
+    return ((a * 1000 + b) * 1000 + c) * 1000 + d
 
 
 def _spec(row: dict[str, Any]) -> ArgSpec:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servecheck.knowledge import load_toml
+from servecheck.versions import Release
 
 DEFAULT_LEN = 2048  # vLLM: no length key in the config
 
@@ -47,27 +48,12 @@ def _rules() -> list[dict[str, Any]]:
 
 def rules_for(release: str) -> dict[str, Any]:
     """The extracted behaviour of `release` (the nearest extracted one when outside)."""
-    wanted = release_key(release)
+    wanted = Release.parse(release)
     rows = _rules()
     for row in rows:
-        if release_key(row["from"]) <= wanted <= release_key(row["to"]):
+        if Release.parse(row["from"]) <= wanted <= Release.parse(row["to"]):
             return row
-    return rows[-1] if wanted > release_key(rows[-1]["to"]) else rows[0]
-
-
-def release_key(text: str) -> tuple[int, ...]:
-    """'0.10.1.1' -> (0, 10, 1, 1): comparable release numbers ('0.11.1rc4' -> (0, 11, 1, 0))."""
-    parts: list[int] = []
-    for piece in str(text).strip().lstrip("v").split("+")[0].split(".")[:4]:
-        digits = ""
-        for ch in piece:
-            if not ch.isdigit():
-                break
-            digits += ch
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts + [0] * (4 - len(parts)))
+    return rows[-1] if wanted > Release.parse(rows[-1]["to"]) else rows[0]
 
 
 def rope_parameters(config: Mapping[str, Any]) -> list[dict[str, Any]]:

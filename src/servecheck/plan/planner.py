@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from servecheck.core import CheckReport, Target
+from servecheck.check_result import CheckResult
+from servecheck.core import Target
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import launch as lrules
 from servecheck.findings.rules import memory as mrules
 from servecheck.hardware.gpus import Gpu
 from servecheck.model.config import ModelConfig
+from servecheck.model.inventory import Inventory
 from servecheck.plan.config import (
     GIB,
     BatchDefaults,
@@ -36,12 +38,14 @@ from servecheck.plan.overhead import ProfileRun, overheads
 from servecheck.plan.recommend import Command, build_command, choose_layout
 from servecheck.plan.verdict import verdict_findings
 from servecheck.plan.weights import model_dtype_bytes, plan_weights
+from servecheck.quant.spec import QuantSpec
+from servecheck.versions import VllmVersion
 
 
 @dataclass(frozen=True)
 class Plan:
     model: str
-    gpu: Any  # hardware.gpus.Gpu
+    gpu: Gpu
     gpus_per_node: int
     nodes: int
     options: ServeOptions
@@ -78,15 +82,14 @@ class Plan:
         return self.recommended is not None
 
 
-def checkpoint_kv_dtype(quant: Any, version: Any) -> str | None:
+def checkpoint_kv_dtype(quant: QuantSpec, version: VllmVersion) -> str | None:
     """The KV dtype `--kv-cache-dtype auto` takes from the checkpoint (vLLM 0.24+)."""
     if not version.feature("kv_cache_dtype_auto_from_checkpoint"):
         return None
-    ct = getattr(quant, "ct", None)
-    scheme = getattr(ct, "kv_cache_scheme", None) if ct else None
+    scheme = quant.ct.kv_cache_scheme if quant.ct else None
     if isinstance(scheme, dict) and scheme.get("num_bits") == 8 and scheme.get("type") == "float":
         return "fp8"
-    raw = getattr(quant, "raw", None) or {}
+    raw = quant.raw or {}
     inner = raw.get("quantization") if isinstance(raw.get("quantization"), dict) else raw
     algo = str(inner.get("kv_cache_quant_algo") or "").upper()
     if algo == "FP8":
@@ -95,7 +98,7 @@ def checkpoint_kv_dtype(quant: Any, version: Any) -> str | None:
 
 
 def make_plan(
-    report: CheckReport,
+    report: CheckResult,
     gpu: Gpu,
     gpus_per_node: int,
     nodes: int = 1,
@@ -108,7 +111,7 @@ def make_plan(
     extra_args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
 ) -> Plan:
-    """Plan `report` (an api.CheckReport) on `gpus_per_node` x `nodes` GPUs of kind `gpu`.
+    """Plan `report` (a CheckResult) on `gpus_per_node` x `nodes` GPUs of kind `gpu`.
 
     `only` restricts the layouts; with `exact` (one given launch) the plan is that launch as
     written: no fallback to another utilization or a shorter context."""
@@ -396,23 +399,22 @@ def minimum_offload(best: LayoutPlan) -> str:
     return f"--cpu-offload-gb {-(-least // GIB)}"
 
 
-def _env_from_findings(report: Any) -> dict[str, str]:
+def _env_from_findings(report: CheckResult) -> dict[str, str]:
     """Environment variables the launch needs: the VLLM_*/NCCL_* variables the kernel
     prediction assumed (--kernel-env), and any a rule calls for (finding.evidence['env'])."""
     env: dict[str, str] = {}
-    kernels = getattr(report, "kernels", None)
-    assumed = getattr(getattr(kernels, "env", None), "env", None) or {}
+    assumed = report.kernels.env.env if report.kernels else {}
     for name, value in assumed.items():
         if str(name).startswith(("VLLM_", "NCCL_", "CUDA_")):
             env[str(name)] = str(value)
-    for f in getattr(report, "findings", ()):
+    for f in report.findings:
         extra = f.evidence.get("env") if isinstance(f.evidence, dict) else None
         if isinstance(extra, dict):
             env.update({str(k): str(v) for k, v in extra.items()})
     return env
 
 
-def _moe_layers(inventory: Any, layers: tuple[int, int]) -> int | None:
+def _moe_layers(inventory: Inventory, layers: tuple[int, int]) -> int | None:
     """Fused-MoE layers among the decoder layers [start, end) of a pipeline stage (None when
     the inventory has no experts modules to count: then every layer is taken as MoE)."""
     start, end = layers
@@ -422,11 +424,11 @@ def _moe_layers(inventory: Any, layers: tuple[int, int]) -> int | None:
     return len({m.layer for m in experts if m.layer is not None and start <= m.layer < end})
 
 
-def moe_experts_class(report: Any, gpu: Any) -> str | None:
+def moe_experts_class(report: CheckResult, gpu: Gpu) -> str | None:
     """vLLM's experts class for the model's fused-MoE layers on `gpu` (sizes the fused-MoE
     workspace of the profile run): the check's kernel selection when it was made for this GPU,
     else the MoE backend selection run for it here."""
-    kernels = getattr(report, "kernels", None)
+    kernels = report.kernels
     if kernels is None or kernels.device.capability != gpu.capability:
         from servecheck.hardware.env import resolve_env
         from servecheck.hardware.plan_kernels import select_kernels

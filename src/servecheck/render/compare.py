@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from servecheck.check_result import CheckResult
 from servecheck.compare import Comparison
-from servecheck.core import CheckReport
 from servecheck.render import exit as exit_codes
 from servecheck.render.console import make_console, write, write_json
 from servecheck.render.tables import TextTable
@@ -39,7 +39,7 @@ def comparison_dict(c: Comparison) -> dict:
     }
 
 
-def _family(r: CheckReport) -> str | None:
+def _family(r: CheckResult) -> str | None:
     return r.family.name if r.family else None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from servecheck.hardware.plan_kernels import KernelReport, KindKernels
+from servecheck.hardware.kernel_report import KernelReport, KindKernels
 from servecheck.render.tables import TextTable
 from servecheck.summary import schemes_text
 

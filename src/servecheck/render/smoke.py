@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-    from servecheck.core import CheckReport
+    from servecheck.check_result import CheckResult
     from servecheck.smoke.compare import Row
     from servecheck.smoke.result import SmokeResult
 
@@ -68,7 +68,7 @@ def _isatty() -> bool:
         return False
 
 
-def prediction(report: CheckReport, args: argparse.Namespace) -> None:
+def prediction(report: CheckResult, args: argparse.Namespace) -> None:
     """Said before vLLM starts (standard error, so JSON on standard output stays clean)."""
     if getattr(args, "quiet", False):
         return

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from servecheck.core import CheckReport, kind_rank
+from servecheck.check_result import CheckResult
+from servecheck.core import kind_rank
 from servecheck.findings.registry import Finding, Severity
 from servecheck.smoke.runner import ChildRun
 
@@ -225,7 +226,7 @@ def _join(values: Iterable[str]) -> str:
     return ", ".join(sorted(set(values))) or "-"
 
 
-def module_rows(report: CheckReport, run: ChildRun) -> list[Row]:
+def module_rows(report: CheckResult, run: ChildRun) -> list[Row]:
     """Quantization method/scheme and kernel per module kind, from the loaded model."""
     groups = run.result.get("modules") or []
     if not groups:
@@ -276,7 +277,7 @@ def _same(cell: dict[str, set[str]], what: str) -> bool:
     return cell["p" + what] == cell["o" + what]
 
 
-def log_kernel_rows(report: CheckReport, run: ChildRun) -> list[Row]:
+def log_kernel_rows(report: CheckResult, run: ChildRun) -> list[Row]:
     """Without the loaded model (a failed start), the kernels vLLM logged before it stopped."""
     if run.result.get("modules"):
         return []
@@ -290,7 +291,7 @@ def log_kernel_rows(report: CheckReport, run: ChildRun) -> list[Row]:
     return [Row("kernels logged", _join(ours), "; ".join(theirs), None, "vLLM stopped early")]
 
 
-def attention_row(report: CheckReport, run: ChildRun) -> Row | None:
+def attention_row(report: CheckResult, run: ChildRun) -> Row | None:
     logged = list(run.parsed.get("attention_backends") or [])
     if not logged:
         logged = sorted(
@@ -313,7 +314,7 @@ def attention_row(report: CheckReport, run: ChildRun) -> Row | None:
 
 
 def compare_run(
-    report: CheckReport,
+    report: CheckResult,
     run: ChildRun,
     findings: Iterable[Finding] | None = None,
     memory: Iterable[Row] = (),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from servecheck.core import CheckReport
+from servecheck.check_result import CheckResult
 from servecheck.findings.registry import Finding
 from servecheck.plan.config import GIB, ServeOptions, era_for
 from servecheck.smoke.compare import Row
@@ -79,7 +79,7 @@ def observed(run: ChildRun) -> dict[str, float | None]:
     }
 
 
-def memory_rows(report: CheckReport, run: ChildRun, layout: Any = None) -> list[Row]:
+def memory_rows(report: CheckResult, run: ChildRun, layout: Any = None) -> list[Row]:
     """The memory comparison on a GPU (`layout`: plan_for's answer); on vLLM's CPU backend only
     what it logs, not compared."""
     if run.outcome not in ("generated", "loaded"):
@@ -133,7 +133,7 @@ def settings(run: ChildRun) -> dict[str, Any]:
     return run.result.get("effective") or run.args_info.get("engine_kwargs") or {}
 
 
-def plan_for(report: CheckReport, run: ChildRun) -> tuple[Any, Any] | None:
+def plan_for(report: CheckResult, run: ChildRun) -> tuple[Any, Any] | None:
     """servecheck's plan and layout for the run's settings on the target GPU, or None."""
     if report.target.kind != "gpu":
         return None
@@ -159,7 +159,7 @@ def plan_for(report: CheckReport, run: ChildRun) -> tuple[Any, Any] | None:
     return None
 
 
-def predicted_findings(report: CheckReport, layout: Any) -> tuple[Finding, ...]:
+def predicted_findings(report: CheckResult, layout: Any) -> tuple[Finding, ...]:
     """The report's findings with its default-settings plan findings replaced by those of the
     plan for the run's settings (as tests/test_gpu_truth.py predicts)."""
     if layout is None:

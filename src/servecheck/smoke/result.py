@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from servecheck.core import CheckReport
+from servecheck.check_result import CheckResult
 from servecheck.findings.registry import Finding
 from servecheck.smoke.compare import Comparison
 from servecheck.smoke.runner import ChildRun, VllmInstall
@@ -40,7 +40,7 @@ class RootCause:
 
 @dataclass(frozen=True)
 class SmokeResult:
-    report: CheckReport  # the prediction, for the vLLM release that ran
+    report: CheckResult  # the prediction, for the vLLM release that ran
     install: VllmInstall
     command: str  # the `vllm serve` command the run stands for
     run: ChildRun

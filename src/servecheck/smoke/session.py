@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from servecheck.core import CheckReport, Target
+from servecheck.check_result import CheckResult
+from servecheck.core import Target
 from servecheck.findings.registry import Finding, Severity
 from servecheck.smoke.compare import Comparison, error_text, observed_error
 from servecheck.smoke.logparse import MARKER
@@ -88,7 +89,7 @@ def explain_failure(
 
 
 def run_smoke(
-    report: CheckReport,
+    report: CheckResult,
     install: VllmInstall,
     model: str,
     *,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from servecheck.core import CheckReport
 from servecheck.render import exit as exit_codes
 from servecheck.render.console import make_console, write, write_json
+from servecheck.report import CheckReport
 
 
 def emit(report: CheckReport, args: argparse.Namespace) -> None:

@@ -8,8 +8,8 @@ import json
 import shlex
 from pathlib import Path
 
-from servecheck.core import CheckReport
 from servecheck.findings.registry import Severity
+from servecheck.report import CheckReport
 
 
 def action_plan(report: CheckReport) -> list[str]:

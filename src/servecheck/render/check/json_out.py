@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from servecheck import __version__
-from servecheck.core import CheckReport
 from servecheck.render.kernels import module_fields
+from servecheck.report import CheckReport
 
 
 def to_dict(report: CheckReport) -> dict[str, Any]:

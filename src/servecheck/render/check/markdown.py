@@ -3,10 +3,10 @@ kernels, findings, plan and a verified action plan."""
 
 from __future__ import annotations
 
-from servecheck.core import CheckReport
 from servecheck.findings.registry import Severity
 from servecheck.render.check.action_plan import action_plan
 from servecheck.render.check.text import _quant_line
+from servecheck.report import CheckReport
 from servecheck.summary import counted, entries_text, human_bytes, kind_rows, schemes_text
 
 ICON = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.INFO: "ℹ️"}

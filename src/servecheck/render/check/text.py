@@ -6,9 +6,9 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from servecheck.core import CheckReport
 from servecheck.findings.registry import Finding, Severity
 from servecheck.render.tables import TextTable, grid
+from servecheck.report import CheckReport
 from servecheck.summary import (
     counted,
     ct_groups,
