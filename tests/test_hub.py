@@ -351,3 +351,101 @@ def test_incomplete_hf_cache_snapshot_falls_back_to_the_hub(hub, tmp_path):
     snap = _hf_cache_snapshot(tmp_path / "hf" / "hub", "org/part", LLAMA, sha)
     (snap / "model.safetensors").unlink()  # only config.json was downloaded
     assert open_model("org/part").source.kind == "hub"
+
+
+# -- fix on a Hub model: an overlay folder, never a write to the Hub or the cache
+
+
+def test_fix_hub_model_writes_an_overlay_with_overrides(hub, tmp_path):
+    from servecheck.api import fix
+    from servecheck.fix import FixError
+
+    o_proj = "model.layers.0.self_attn.o_proj"
+    folder = broken.dequantized_module(FIXTURES / "llama-FP8_DYNAMIC", tmp_path / "c", o_proj)
+    sha = hub.add_folder("org/deq", folder)
+    with pytest.raises(FixError, match="never writes there"):
+        fix("org/deq", write=True)
+    out = tmp_path / "fixed"
+    outcome = fix("org/deq", out=out)
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["README.md", "config.json", "hf_overrides.json"]
+    # The same corrected config as for the folder on disk.
+    assert (out / "config.json").read_text() == fix(folder).new_text
+    assert outcome.after.verdict != "fail"
+    # --hf-overrides applied to the Hub's config gives the corrected config.
+    original = json.loads((folder / "config.json").read_text())
+    overrides = json.loads((out / "hf_overrides.json").read_text())
+    assert {**original, **overrides} == json.loads((out / "config.json").read_text())
+    readme = (out / "README.md").read_text()
+    assert f"vllm serve org/deq --revision {sha} --hf-overrides" in readme
+    # README's second way: the weights beside the corrected config pass check.
+    for f in folder.glob("*.safetensors"):
+        shutil.copy(f, out)
+    assert not [f for f in check(out).findings if f.severity.value == "error"]
+    # Nothing was written into servecheck's cache copy of the Hub's config.
+    assert json.loads(outcome.config_path.read_text()) == original
+
+
+# -- progress and the command line
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+
+    def start(self, shards: int) -> None:
+        self.events.append(("start", shards))
+
+    def advance(self, nbytes: int) -> None:
+        self.events.append(("advance", nbytes))
+
+    def stop(self) -> None:
+        self.events.append(("stop", 0))
+
+
+def test_progress_counts_shards_and_header_bytes(hub, tmp_path):
+    from servecheck.render.progress import HeaderProgress, header_progress
+
+    folder = tmp_path / "sharded"
+    broken.shard_checkpoint(FIXTURES / "llama-bf16", folder, 3)
+    hub.add_folder("org/s", folder)
+    rec = Recorder()
+    read = read_hub_model(HubRef("org/s"), progress=rec)
+    assert rec.events[0] == ("start", 3) and rec.events[-1] == ("stop", 0)
+    assert sum(n for e, n in rec.events if e == "advance") == read.stats.header_bytes
+    # Warm: nothing fetched, no bar.
+    rec2 = Recorder()
+    read_hub_model(HubRef("org/s"), progress=rec2)
+    assert rec2.events == []
+    # The rich bar is off without a terminal or with --quiet, and runs when asked.
+    assert header_progress(quiet=True) is None and header_progress(quiet=False) is None
+    bar = HeaderProgress()
+    bar.start(2), bar.advance(10), bar.advance(20), bar.stop()
+
+
+def test_cli_check_plan_compare_on_hub_ids(hub):
+    from clirun import invoke
+
+    sha = hub.add_folder("org/llama", LLAMA, tags=("v1",))
+    local = invoke(["check", LLAMA, "--format", "json"])
+    res = invoke(["check", "org/llama", "--format", "json"])
+    assert res.exit_code == local.exit_code and res.stderr == ""
+    assert json.loads(res.stdout)["source"]["commit"] == sha
+    res = invoke(["check", "org/llama", "--revision", "v1"])
+    assert res.exit_code == local.exit_code and "org/llama@v1" in res.stdout
+    plan = invoke(["plan", "org/llama", "--gpu", "H100", "--format", "json"])
+    assert plan.exit_code in (0, 1) and "vllm serve org/llama" in plan.stdout
+    assert invoke(["compare", "org/llama", LLAMA]).exit_code in (0, 1)
+
+
+def test_cli_bad_hub_input_exits_2_with_one_sentence(hub):
+    from clirun import invoke
+
+    hub.add_folder("org/llama", LLAMA)
+    res = invoke(["check", "org/llama", "--offline"])
+    assert res.exit_code == 2 and res.stderr.startswith("error: offline, and servecheck")
+    res = invoke(["check", LLAMA, "--revision", "v1"])
+    assert res.exit_code == 2 and "--revision applies to Hub models" in res.stderr
+    res = invoke(["check", "org/none"])
+    assert res.exit_code == 2 and "org/none was not found" in res.stderr
+    assert "Traceback" not in res.output

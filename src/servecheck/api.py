@@ -351,13 +351,23 @@ def fix(
     if write and out is not None:
         raise fix_stage.FixError("use --write or --out, not both")
     report = check(model, vllm_version=vllm_version, target=target)
-    outcome = fix_stage.prepare(propose_fix(report, strategy), model)
+    source = report.checkpoint.source
+    # A Hub model's config is read from servecheck's cache, an HF-cache model's from its
+    # snapshot; neither is ever written in place.
+    remote = source is not None and source.kind != "local"
+    config = source.config_file if remote and source.config_file else model
+    outcome = fix_stage.prepare(propose_fix(report, strategy), config)
     if not write and out is None:
         return outcome
+    on_hub = remote and (write or source.kind == "hub")
     outcome = fix_stage.write(
-        outcome, in_place=write, out=Path(out) if out is not None else None, force=force
+        outcome,
+        in_place=write,
+        out=Path(out) if out is not None else None,
+        force=force,
+        hub=(source.repo_id or "", source.commit or "") if on_hub else None,
     )
-    if out is not None and outcome.written is not None:
+    if out is not None and outcome.written is not None and not on_hub:
         after = check(Path(out), vllm_version=vllm_version, target=target)
         outcome = dataclasses.replace(outcome, after=after)
     return outcome

@@ -95,10 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_guarded(args: argparse.Namespace) -> int:
     """One handler for every command: bad input is one sentence and exit 2, a bug a pointer."""
+    from servecheck.commands.options import model_reading
     from servecheck.errors import InputError
 
     try:
-        return int(args.run(args))
+        with model_reading(args):
+            return int(args.run(args))
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

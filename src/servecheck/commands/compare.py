@@ -24,8 +24,9 @@ TAKES_VLLM_ARGS = False
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("a", metavar="A", help="first checkpoint folder or config.json")
-    p.add_argument("b", metavar="B", help="second checkpoint folder or config.json")
+    p.add_argument("a", metavar="A", help="first checkpoint: folder, config.json or Hub id")
+    p.add_argument("b", metavar="B", help="second checkpoint: folder, config.json or Hub id")
+    o.add_offline(p)
     p.add_argument(
         "--all", action="store_true", help="show identical rows too, not only differences"
     )

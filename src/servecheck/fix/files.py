@@ -118,3 +118,41 @@ def write_overlay(cfg_path: Path, out: Path, new_text: str, force: bool = False)
         links.append(entry.name)
     _atomic_write(out_abs / "config.json", new_text.encode("utf-8"))
     return WriteResult(out_abs / "config.json", links=tuple(links))
+
+
+def write_hub_overlay(
+    out: Path, original_text: str, new_text: str, repo_id: str, commit: str, force: bool = False
+) -> WriteResult:
+    """For a model read from the Hub (its weights are not here): a folder with the corrected
+    config.json, hf_overrides.json (the top-level keys that changed) and a README saying how
+    to use them with vLLM. Nothing is written to the Hub or the Hugging Face cache."""
+    out_abs = Path(os.path.abspath(out))
+    if out_abs.exists() and not out_abs.is_dir():
+        raise FixError(f"{out} exists and is not a folder")
+    names = ("config.json", "hf_overrides.json", "README.md")
+    if out_abs.exists() and not force and any((out_abs / n).exists() for n in names):
+        raise FixError(f"{out} already holds a fix; pass --force to replace it")
+    old, new = json.loads(original_text), json.loads(new_text)
+    # vLLM sets each --hf-overrides key on the config as given (a dict value replaces the
+    # whole dict): vLLM 0.33 config/model.py _apply_dict_overrides, 0.11 config.update().
+    overrides = {k: v for k, v in new.items() if old.get(k) != v}
+    over_text = json.dumps(overrides, separators=(",", ":"))
+    readme = f"""# {repo_id}: corrected config.json
+
+Written by `servecheck fix` for commit {commit}. Only the configuration is here; the
+weights stay on the Hub. Use it with vLLM in either of two ways:
+
+1. Keep the weights on the Hub and override the changed keys:
+
+       vllm serve {repo_id} --revision {commit} --hf-overrides "$(cat hf_overrides.json)"
+
+2. Download the weights beside this config.json and serve the folder:
+
+       hf download {repo_id} --revision {commit} --exclude config.json --local-dir .
+       vllm serve .
+"""
+    out_abs.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out_abs / "hf_overrides.json", (over_text + "\n").encode("utf-8"))
+    _atomic_write(out_abs / "README.md", readme.encode("utf-8"))
+    _atomic_write(out_abs / "config.json", new_text.encode("utf-8"))
+    return WriteResult(out_abs / "config.json")

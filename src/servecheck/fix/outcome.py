@@ -13,6 +13,7 @@ from servecheck.fix.files import (
     config_path,
     render_config,
     unified_diff,
+    write_hub_overlay,
     write_in_place,
     write_overlay,
 )
@@ -79,8 +80,18 @@ def prepare(proposal: FixProposal, model: str | Path) -> FixOutcome:
     return FixOutcome(proposal, cfg_path, original, new_text, diff, after)
 
 
-def write(outcome: FixOutcome, *, in_place: bool, out: Path | None, force: bool) -> FixOutcome:
+def write(
+    outcome: FixOutcome,
+    *,
+    in_place: bool,
+    out: Path | None,
+    force: bool,
+    hub: tuple[str, str] | None = None,
+) -> FixOutcome:
     """Write the new config (atomically: in place keeping .orig, or as an overlay folder).
+
+    `hub` (repo id, commit) says the weights are on the Hub: the overlay then holds the config
+    and how to use it with vLLM, and nothing else.
 
     Nothing is written when the list is unchanged (`nothing_written` says why) or when it does
     not verify (FixError)."""
@@ -92,7 +103,14 @@ def write(outcome: FixOutcome, *, in_place: bool, out: Path | None, force: bool)
         return dataclasses.replace(outcome, nothing_written=why)
     if not p.verified:
         raise FixError("the proposed list does not verify; not writing it")
-    if in_place:
+    if hub is not None:
+        if in_place or out is None:
+            raise FixError(
+                f"{hub[0]} is read from the Hub; servecheck never writes there or into the "
+                "Hugging Face cache: use --out DIR for a folder with the corrected config"
+            )
+        written = write_hub_overlay(out, outcome.original_text, outcome.new_text, *hub, force=force)
+    elif in_place:
         written = write_in_place(outcome.config_path, outcome.new_text, force=force)
     else:
         assert out is not None

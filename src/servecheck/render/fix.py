@@ -225,6 +225,14 @@ def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> N
             console.print(
                 Text(f"\nWrote {o.written.path} (original kept as {o.written.backup})", "green")
             )
+        elif not o.written.links and (o.written.path.parent / "hf_overrides.json").exists():
+            console.print(
+                Text(
+                    f"\nWrote {o.written.path.parent}: config.json, hf_overrides.json and a "
+                    "README on serving the Hub model with them",
+                    style="green",
+                )
+            )
         else:
             console.print(
                 Text(

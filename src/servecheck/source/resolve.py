@@ -3,7 +3,10 @@ Hugging Face cache, then the Hub (config and safetensors headers only, never wei
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from servecheck.errors import InputError
@@ -13,6 +16,30 @@ from servecheck.source.hfenv import settings
 from servecheck.source.hub import FetchProgress, HubRead, open_hub
 from servecheck.source.local import open_local
 from servecheck.source.modelref import HF_SCHEME, HubRef, hub_ref, looks_like_path
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How Hub models are read when a call does not say: offline or not (None: as
+    HF_HUB_OFFLINE says), and where header-fetch progress goes."""
+
+    offline: bool | None = None
+    progress: FetchProgress | None = None
+
+
+_DEFAULT_OPTIONS = ReadOptions()
+_OPTIONS: ContextVar[ReadOptions] = ContextVar("servecheck_read_options", default=_DEFAULT_OPTIONS)
+
+
+@contextmanager
+def reading(offline: bool | None = None, progress: FetchProgress | None = None) -> Iterator[None]:
+    """Within the block, open_model reads Hub models with these options (the command line's
+    --offline and its progress bar), whichever library call opens them."""
+    token = _OPTIONS.set(ReadOptions(offline, progress))
+    try:
+        yield
+    finally:
+        _OPTIONS.reset(token)
 
 
 def open_model(
@@ -34,7 +61,12 @@ def open_model(
     ref = hub_ref(text, revision)
     if ref is None:
         raise InputError(f"no such file or folder: {text} (a Hub model is named org/name)")
-    return read_hub_model(ref, offline=offline, progress=progress).checkpoint
+    defaults = _OPTIONS.get()
+    return read_hub_model(
+        ref,
+        offline=defaults.offline if offline is None else offline,
+        progress=progress or defaults.progress,
+    ).checkpoint
 
 
 def read_hub_model(
