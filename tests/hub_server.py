@@ -18,9 +18,11 @@ file, reads each file into memory, and has no gated repos or fault injection.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -67,6 +69,7 @@ class HubServer:
         self.log: list[Logged] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
+        self._conns: set[socket.socket] = set()
 
     # -- content
     def add_commit(
@@ -103,7 +106,7 @@ class HubServer:
 
     def start(self) -> HubServer:
         handler = type("Handler", (_Handler,), {"hub": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = _Server(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -111,9 +114,16 @@ class HubServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving and close every kept-alive connection, so that no client reaches this
+        server's handlers through a pooled connection once another server has its port."""
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+        with self._lock:
+            conns, self._conns = set(self._conns), set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     # -- what the tests read back
     def requests(self, contains: str = "") -> list[Logged]:
@@ -137,12 +147,28 @@ class HubServer:
         return None
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that closes early (it read the bytes it wanted) is normal, not news."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     hub: HubServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: object) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.hub._lock:
+            self.hub._conns.add(self.connection)
+
+    def finish(self) -> None:
+        with self.hub._lock:
+            self.hub._conns.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     def do_HEAD(self) -> None:
         self._serve(head=True)
@@ -234,6 +260,9 @@ class _Handler(BaseHTTPRequestHandler):
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         length = max(end - start + 1, 0)
+        # Logged before the answer goes out: a client that has read it finds it logged.
+        entry = Logged(self.command, self.path, rng, status, 0 if head else length)
+        self.hub._record(entry)
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -251,8 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
                         self.wfile.write(chunk)
                         sent += len(chunk)
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client read what it needed and closed
-        self.hub._record(Logged(self.command, self.path, rng, status, sent))
+                entry.sent = sent  # the client read what it needed and closed
 
     def _error(self, status: int, code: str, head: bool) -> None:
         msg = {"RepoNotFound": "Repository not found", "GatedRepo": "Access to model is restricted"}
@@ -264,13 +292,14 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _send(self, status: int, body: bytes, headers: dict[str, str], head: bool) -> None:
+        self.hub._record(
+            Logged(self.command, self.path, self.headers.get("Range"), status, len(body))
+        )
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if not head and body:
-            self.wfile.write(body)
-        self.hub._record(
-            Logged(self.command, self.path, self.headers.get("Range"), status, len(body))
-        )
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(body)
