@@ -72,13 +72,18 @@ def prediction(report: CheckResult, args: argparse.Namespace) -> None:
     """Said before vLLM starts (standard error, so JSON on standard output stays clean)."""
     if getattr(args, "quiet", False):
         return
-    errors = [f for f in report.findings if f.severity.value == "error"]
+    # memory and context are judged later, for the settings vLLM resolves from the arguments
+    planned = {id(f) for f in (report.plan.findings if report.plan else ())}
+    errors = [f for f in report.findings if f.severity.value == "error" and id(f) not in planned]
     v = report.version
     shown = v.requested if v.exact else f"{v.requested} (checked as {v.effective})"
     said = f"predicted for vLLM {shown} on {report.target.name}: "
-    said += report.verdict
+    levels = {f.severity.value for f in report.findings if id(f) not in planned}
+    said += "fail" if errors else "warn" if "warning" in levels else "ok"
     if errors:
         said += " (" + ", ".join(sorted({f.code for f in errors})) + ")"
+    if report.plan is not None:
+        said += "; memory and context are checked once vLLM has read the arguments"
     sys.stderr.write(said + "\n")
     sys.stderr.flush()
 
