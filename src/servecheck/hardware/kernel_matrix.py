@@ -62,6 +62,15 @@ GPTQ = {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False,
 AWQ = {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True}
 
 
+BNB4 = {
+    "quant_method": "bitsandbytes",
+    "load_in_4bit": True,
+    "bnb_4bit_quant_type": "nf4",
+    "bnb_4bit_use_double_quant": True,
+}
+BNB8 = {"quant_method": "bitsandbytes", "load_in_8bit": True}
+
+
 def _modelopt(algo: str) -> dict:
     return {"quant_method": "modelopt", "quant_algo": algo, "group_size": 16}
 
@@ -77,6 +86,8 @@ class SchemeRow:
     fp8_block: tuple[int, int] | None = None  # plain `fp8` method with weight_block_size
     plain_fp8: bool = False
     raw: dict | None = None  # another method's quantization_config (GPTQ, AWQ, ModelOpt)
+    user_quant: str | None = None  # --quantization on an unquantized checkpoint (online)
+    release: str | None = None  # computed for this release (formats a later release removed)
 
 
 ROWS: tuple[SchemeRow, ...] = (
@@ -103,6 +114,20 @@ ROWS: tuple[SchemeRow, ...] = (
     *(
         SchemeRow(f"ModelOpt {algo}", None, None, None, raw=_modelopt(algo))
         for algo in ("FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_PB_WO", "NVFP4", "W4A16_NVFP4")
+    ),
+    *(
+        SchemeRow(f"--quantization {name} (16-bit checkpoint)", None, None, None, user_quant=name)
+        for name in ("fp8", "fp8_per_block", "fp8_per_channel")
+    ),
+    SchemeRow("bitsandbytes 4-bit NF4 (vLLM 0.27.1)", None, None, None, raw=BNB4, release="0.27.1"),
+    SchemeRow("bitsandbytes 8-bit (vLLM 0.27.1)", None, None, None, raw=BNB8, release="0.27.1"),
+    SchemeRow(
+        "--quantization bitsandbytes (16-bit checkpoint, vLLM 0.27.1)",
+        None,
+        None,
+        None,
+        user_quant="bitsandbytes",
+        release="0.27.1",
     ),
 )
 
@@ -144,18 +169,18 @@ def _method_resolution(
     from servecheck.quant.spec import parse_quant
     from servecheck.versions import resolve_version
 
-    assert row.raw is not None
     vv = resolve_version(str(version))
     plat = Platform("cpu" if capability is None else "cuda", capability)
-    quant = parse_quant({"quantization_config": row.raw}, None, vv)
+    quant = parse_quant({"quantization_config": row.raw} if row.raw else {}, None, vv)
     pre = preflight(
-        quant.raw,
+        quant.raw or None,
         quant.method,
         config_dtype="float16",
         model_type="llama",
         plat=plat,
         gpu=f"sm_{capability}",
         version=vv,
+        user_quant=row.user_quant,
     )
     errors = [f for f in pre.findings if f.severity.value == "error"]
     if errors:
@@ -180,7 +205,7 @@ def _resolution(
     row: SchemeRow, module: Module, capability: int | None, version: Release | None = None
 ) -> Resolution | str:
     """What quant/resolve.py would give this module, or the text of vLLM's refusal."""
-    if row.raw is not None:
+    if row.raw is not None or row.user_quant is not None:
         assert version is not None
         return _method_resolution(row, module, capability, version)
     if row.plain_fp8:
@@ -238,6 +263,9 @@ def cell(
     """The kernel text of one table cell."""
     title, capability, cpu_items = column
     module = _EXPERTS if moe else _LINEAR
+    if row.release is not None:
+        version = Release.parse(row.release)
+        base_env = None
     res = _resolution(row, module, capability, version)
     if isinstance(res, str):
         return Cell(res)
@@ -315,6 +343,8 @@ SHORT = {
     "CPU_INT4": "CPU",
     "CPU_MXFP4": "CPU",
     "CPUExpertsInt8": "CPU",
+    "bnb_matmul_4bit": "bnb 4-bit",
+    "bnb_matmul_8bit": "bnb LLM.int8",
 }
 
 

@@ -40,6 +40,18 @@ FIXED_KERNELS = {
         "ExLlama gptq_gemm (GPTQLinearMethod)",
         "model_executor/layers/quantization/gptq.py GPTQLinearMethod.apply",
     ),
+    "BNB_4BIT": (
+        "bnb_matmul_4bit",
+        "bitsandbytes matmul_4bit (4-bit weights, 16-bit GEMM)",
+        "model_executor/layers/quantization/bitsandbytes.py BitsAndBytesLinearMethod."
+        "_apply_4bit_weight (0.27: bitsandbytes.matmul_4bit)",
+    ),
+    "BNB_8BIT": (
+        "bnb_matmul_8bit",
+        "bitsandbytes LLM.int8 matmul",
+        "model_executor/layers/quantization/bitsandbytes.py BitsAndBytesLinearMethod."
+        "_apply_8bit_weight (0.27: bitsandbytes.matmul with MatmulLtState)",
+    ),
     "AWQ_GEMM": (
         "awq_gemm",
         "AWQ awq_gemm / awq_dequantize + matmul",

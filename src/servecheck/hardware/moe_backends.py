@@ -5,7 +5,7 @@ derives a (weight QuantKey, activation QuantKey) pair, the oracle orders its bac
 few device-dependent moves), and the first backend one of whose experts classes passes
 ``is_supported_config`` wins; none passing raises ``NotImplementedError("No <X> MoE backend
 supports the deployment configuration.")``. vLLM 0.11 had no oracles: its per-method rules are
-mirrored separately (``_fp8_0_11`` etc.).
+mirrored in ``moe_legacy.py``.
 """
 
 from __future__ import annotations
@@ -26,10 +26,34 @@ from servecheck.hardware.kernels import (
     selection_source,
 )
 from servecheck.hardware.linear_kernels import fp8_block_weight_key
+from servecheck.hardware.moe_legacy import fp8_0_11, mxfp4_0_11, no_fp8_warning, nvfp4_0_11
 from servecheck.quant.args import QuantArgs
 from servecheck.quant.resolve import Resolution
 
 FORCED_FAILED = "forced backend unavailable"
+
+# MoE methods that choose an FP8 backend through select_fp8_moe_backend (0.11: their own rules)
+FP8_MOE_METHODS = frozenset(
+    {
+        "CompressedTensorsW8A8Fp8MoEMethod",
+        "Fp8MoEMethod",
+        "ModelOptFp8MoEMethod",
+        # quantized while loading (quant/online.py)
+        "Fp8OnlineMoEMethod",
+        "Fp8PerTensorOnlineMoEMethod",
+        "Fp8PerBlockOnlineMoEMethod",
+        "Fp8PtpcOnlineMoEMethod",
+    }
+)
+# Methods that build their keys as Fp8MoEMethod does (allow_vllm_cutlass=False)
+PLAIN_FP8_MOE = frozenset(
+    {
+        "Fp8MoEMethod",
+        "Fp8OnlineMoEMethod",
+        "Fp8PerTensorOnlineMoEMethod",
+        "Fp8PerBlockOnlineMoEMethod",
+    }
+)
 
 # The name vLLM uses in its log/exception text for each family.
 FAMILY_TEXT = {
@@ -51,8 +75,18 @@ def moe_backend(res: Resolution, ctx: Context) -> KernelChoice | None:
     method = res.moe_method or res.method
     if method == "UnquantizedFusedMoEMethod":
         return _unquantized(ctx)
-    if method in ("CompressedTensorsW8A8Fp8MoEMethod", "Fp8MoEMethod", "ModelOptFp8MoEMethod"):
+    if method in FP8_MOE_METHODS:
         return _fp8(res, ctx)
+    if method == "BitsAndBytesMoEMethod":
+        # vLLM 0.27 bitsandbytes.py BitsAndBytesMoEMethod.apply: the 4-bit experts are
+        # dequantized to 16 bits on every call and run by the Triton fused_experts
+        return _fixed(
+            res,
+            "TRITON",
+            "fused_experts (dequantized 16-bit weights)",
+            "bitsandbytes.py BitsAndBytesMoEMethod.apply",
+            family="bnb_moe",
+        )
     if method in ("CompressedTensorsW4A4Nvfp4MoEMethod", "ModelOptNvFp4FusedMoE"):
         return _nvfp4(res, ctx)
     if method == "CompressedTensorsWNA16MoEMethod":
@@ -99,10 +133,12 @@ def moe_backend(res: Resolution, ctx: Context) -> KernelChoice | None:
     )
 
 
-def _fixed(res: Resolution, backend: str, experts: str, source: str) -> KernelChoice:
+def _fixed(
+    res: Resolution, backend: str, experts: str, source: str, family: str = "wna16_moe"
+) -> KernelChoice:
     """A MoE method that runs one kernel without an oracle."""
     return KernelChoice(
-        family="wna16_moe",
+        family=family,
         kernel=backend,
         label=f"{backend} ({experts})",
         steps=(Step(backend, True, f"{res.method} always runs it"),),
@@ -210,9 +246,9 @@ def _fp8_keys(res: Resolution, ctx: Context) -> tuple[Layer, bool, tuple[str, ..
             weight_key="kFp8StaticTensorSym", act_key="kFp8StaticTensorSym", act_static=True
         )
         return layer, False, ()
-    if res.method == "Fp8MoEMethod":
+    if res.method in PLAIN_FP8_MOE:
         # vLLM 0.33 layers/quantization/fp8.py:492-527 Fp8MoEMethod.__init__
-        # (allow_vllm_cutlass=False)
+        # (allow_vllm_cutlass=False); online/fp8.py _Fp8OnlineMoEBase the same keys
         if res.block_size:
             block = tuple(res.block_size)
             refined = refine_block(block, experts.intermediate_size, experts.hidden_size, ctx.tp)
@@ -310,7 +346,7 @@ def _fp8(res: Resolution, ctx: Context) -> KernelChoice:
             "compressed_tensors_moe/compressed_tensors_moe_w8a8_fp8.py:65-85",
         )
     if not feature(ctx.version, "moe_backend_oracle"):
-        return _fp8_0_11(res, ctx, layer, notes)
+        return fp8_0_11(res, ctx, layer, notes, res.method in PLAIN_FP8_MOE)
     cap = ctx.device.capability
     backends = candidates("fp8_moe", ctx.version)
     backends = prioritize_humming(backends, cap)  # oracle/fp8.py:104
@@ -346,51 +382,6 @@ def _deep_gemm_auto_disabled(ctx: Context) -> bool:
     return bool(expr) and cap_matches(expr, ctx.device.capability)
 
 
-def _fp8_0_11(res: Resolution, ctx: Context, layer: Layer, notes: tuple[str, ...]) -> KernelChoice:
-    """vLLM 0.11 had no MoE oracle: the quant methods chose in __init__.
-
-    CT: compressed_tensors_moe.py:531-548 CompressedTensorsW8A8Fp8MoEMethod (Marlin below
-    sm_89; vLLM CUTLASS for non-block on exactly sm_90/sm_100; else Triton fused_experts).
-    fp8: layers/quantization/fp8.py:437-480 Fp8MoEMethod (FlashInfer if
-    VLLM_USE_FLASHINFER_MOE_FP8; Marlin below sm_89; DeepGEMM for block if supported; CUTLASS
-    block-scaled grouped GEMM on sm_100; else Triton).
-    """
-    cap = ctx.device.capability or 0
-    env = ctx.env
-    block = layer.weight_key is not None and "Block" in layer.weight_key
-    steps: list[Step] = []
-
-    def pick(backend: str, experts: str, why: str) -> KernelChoice:
-        steps.append(Step(backend, True, why))
-        return chosen("fp8_moe", backend, ctx.version, steps, experts=experts, notes=notes)
-
-    if not ctx.device.is_cuda:
-        return KernelChoice("fp8_moe", None, "not modelled", modelled=False)
-    if res.method == "Fp8MoEMethod":
-        if env.flag("VLLM_USE_FLASHINFER_MOE_FP8") and env.has("flashinfer"):
-            return pick("FLASHINFER_CUTLASS", "FlashInferExperts", "VLLM_USE_FLASHINFER_MOE_FP8=1")
-        if cap < 89 or env.flag("VLLM_TEST_FORCE_FP8_MARLIN"):
-            return pick("MARLIN", "MarlinExperts", "compute capability below 8.9")
-        if block:
-            dg = check_row("DeepGemmExperts", ctx.version, ctx.device, env, layer)
-            if dg.ok:
-                return pick("DEEPGEMM", "TritonOrDeepGemmExperts", "DeepGEMM supported")
-            steps.append(Step("DEEPGEMM", False, dg.reason))
-            if cap == 100:
-                return pick(
-                    "CUTLASS_BLOCK_SCALED_GROUPED_GEMM", "TritonExperts", "block FP8 on sm_100"
-                )
-        return pick("TRITON", "TritonExperts", "fused_experts")
-    if cap < 89 or (env.flag("VLLM_TEST_FORCE_FP8_MARLIN") and not block):
-        return pick("MARLIN", "MarlinExperts", "compute capability below 8.9")
-    if not block and cap in (90, 100):
-        cut = check_row("CutlassExpertsFp8", ctx.version, ctx.device, env, layer)
-        if cut.ok:
-            return pick("VLLM_CUTLASS", "CutlassExpertsFp8", "_is_fp8_w8a8_sm90/_sm100")
-        steps.append(Step("VLLM_CUTLASS", False, cut.reason))
-    return pick("TRITON", "TritonExperts", "fused_experts")
-
-
 # ------------------------------------------------------------------------------------ others
 
 
@@ -399,34 +390,9 @@ def _nvfp4(res: Resolution, ctx: Context) -> KernelChoice:
     use_a16 = res.inputs is None
     layer = Layer(weight_key="kNvfp4Static", act_key=None if use_a16 else "kNvfp4Dynamic")
     if not feature(ctx.version, "moe_backend_oracle"):
-        return _nvfp4_0_11(ctx, layer)
+        return nvfp4_0_11(ctx, layer)
     backends = prioritize_humming(candidates("nvfp4_moe", ctx.version), ctx.device.capability)
     return _walk("nvfp4", backends, ctx, layer)
-
-
-def _nvfp4_0_11(ctx: Context, layer: Layer) -> KernelChoice:
-    """vLLM 0.11 layers/quantization/utils/nvfp4_moe_support.py:28-58 detect_nvfp4_moe_support."""
-    steps: list[Step] = []
-    cutlass = check_row("CutlassNvFp4LinearKernel", ctx.version, ctx.device, ctx.env, layer)
-    if cutlass.ok:
-        if ctx.env.flag("VLLM_USE_FLASHINFER_MOE_FP4") and ctx.env.has("flashinfer"):
-            return chosen(
-                "nvfp4_moe", "FLASHINFER_CUTLASS", ctx.version, experts="FlashInferExperts"
-            )
-        return chosen("nvfp4_moe", "VLLM_CUTLASS", ctx.version, experts="CutlassExpertsFp4")
-    steps.append(Step("VLLM_CUTLASS", False, cutlass.reason))
-    if ctx.device.is_cuda and (ctx.device.capability or 0) >= 75:
-        steps.append(Step("MARLIN", True))
-        return chosen("nvfp4_moe", "MARLIN", ctx.version, steps, experts="MarlinExperts")
-    return KernelChoice(
-        family="nvfp4_moe",
-        kernel=None,
-        label="no backend",
-        steps=tuple(steps),
-        error="Current platform does not support NVFP4 quantization. Please use Blackwell GPUs "
-        "or enable FlashInfer.",
-        error_type="ValueError",
-    )
 
 
 def wna16_weight_key(w: QuantArgs) -> str:
@@ -539,15 +505,15 @@ def _mxfp4(method: str, ctx: Context) -> KernelChoice:
     gpt-oss (GptOssMxfp4MoEMethod) walks select_mxfp4_moe_backend's list, BF16 activations
     only; other checkpoints (Mxfp4MoEMethod) walk select_deepseek_v4_mxfp4_moe_backend's, each
     backend with its own activation key (kernels.toml selection.mxfp4_moe / mxfp4_moe_generic
-    for the lines). vLLM 0.11 had one rule for both (``_mxfp4_0_11``).
+    for the lines). vLLM 0.11 had one rule for both (``moe_legacy.mxfp4_0_11``).
     """
     if not feature(ctx.version, "moe_backend_oracle"):
-        return _mxfp4_0_11(ctx)
+        return mxfp4_0_11(ctx)
     cap = ctx.device.capability
     if method == "Mxfp4MoEMethod":
         backends = prioritize_humming(candidates("mxfp4_moe_generic", ctx.version), cap)
         layer = Layer(weight_key="kMxfp4Static", act_key=None)
-        return _no_fp8_warning(_walk("mxfp4", backends, ctx, layer, act_keys=MXFP4_ACT_KEY))
+        return no_fp8_warning(_walk("mxfp4", backends, ctx, layer, act_keys=MXFP4_ACT_KEY))
     layer = Layer(weight_key="kMxfp4Static", act_key=None)
     backends = candidates("mxfp4_moe", ctx.version)
     if feature(ctx.version, "mxfp4_moe_marlin_first_sm12x") and cap is not None and cap // 10 == 12:
@@ -556,67 +522,7 @@ def _mxfp4(method: str, ctx: Context) -> KernelChoice:
         backends.remove("TRITON")
         backends.insert(backends.index("MARLIN") + 1, "TRITON")
     backends = prioritize_humming(backends, cap)
-    return _no_fp8_warning(_walk("mxfp4", backends, ctx, layer))
-
-
-def _no_fp8_warning(choice: KernelChoice) -> KernelChoice:
-    """MarlinExperts' row carries the FP8 Marlin warning; the mxfp4 methods log none (0.24
-    oracle/mxfp4.py:725-735 prepare_moe_mxfp4_layer_for_marlin)."""
-    return replace(choice, warning=None) if choice.experts == "MarlinExperts" else choice
-
-
-def _mxfp4_0_11(ctx: Context) -> KernelChoice:
-    """vLLM 0.11 quantization/mxfp4.py:59-107 get_mxfp4_backend (Mxfp4MoEMethod, gpt-oss too):
-    FlashInfer variants only when installed (sm_90 with VLLM_USE_FLASHINFER_MOE_MXFP4_BF16;
-    exactly sm_100 always), else Marlin below sm_90 or without triton_kernels, else Triton
-    (torch 2.8 ships with 0.11). No backend off CUDA raises AssertionError at :165-167."""
-    cap = ctx.device.capability or 0
-    env = ctx.env
-    fi = env.has("flashinfer")
-
-    def pick(backend: str, experts: str, why: str) -> KernelChoice:
-        return chosen(
-            "mxfp4_moe",
-            backend,
-            ctx.version,
-            [Step(backend, True, why)],
-            experts=experts,
-            source="0.11.0 quantization/mxfp4.py:59-107 get_mxfp4_backend",
-        )
-
-    if not ctx.device.is_cuda:
-        return KernelChoice(
-            family="mxfp4_moe",
-            kernel=None,
-            label="no backend",
-            error="No MXFP4 MoE backend (FlashInfer/Marlin/Triton) available.Please check your "
-            "environment and try again.",
-            error_type="AssertionError",
-            source="0.11.0 quantization/mxfp4.py:161-167 Mxfp4MoEMethod.__init__",
-        )
-    if cap == 90 and fi and env.flag("VLLM_USE_FLASHINFER_MOE_MXFP4_BF16"):
-        return pick(
-            "SM90_FI_MXFP4_BF16", "FlashInferExperts", "VLLM_USE_FLASHINFER_MOE_MXFP4_BF16=1"
-        )
-    if cap == 100 and fi:
-        if env.flag("VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8_CUTLASS"):
-            return pick(
-                "SM100_FI_MXFP4_MXFP8_CUTLASS",
-                "FlashInferExperts",
-                "VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8_CUTLASS=1",
-            )
-        if env.flag("VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8"):
-            return pick(
-                "SM100_FI_MXFP4_MXFP8_TRTLLM",
-                "TrtLlmMxfp4ExpertsMonolithic",
-                "VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1",
-            )
-        return pick("SM100_FI_MXFP4_BF16", "TrtLlmMxfp4ExpertsMonolithic", "sm_100 with FlashInfer")
-    if cap // 10 < 9 or not env.has("triton_kernels"):
-        return _no_fp8_warning(
-            pick("MARLIN", "MarlinExperts", "below sm_90 or triton_kernels not installed")
-        )
-    return pick("TRITON", "OAITritonExperts", "triton_kernels installed (torch >= 2.8)")
+    return no_fp8_warning(_walk("mxfp4", backends, ctx, layer))
 
 
 def _unquantized(ctx: Context) -> KernelChoice:

@@ -24,6 +24,7 @@ from servecheck.model.inventory import (
 )
 from servecheck.plan.config import table
 from servecheck.plan.layouts import Layout, pp_partition
+from servecheck.quant.online import loaded_bytes
 from servecheck.quant.resolve import Resolution, ResolutionResult
 from servecheck.source.safetensors import DTYPE_BITS
 
@@ -84,6 +85,8 @@ def full_bytes(
 ) -> int:
     """All of a module's bytes (every rank together) as vLLM allocates them."""
     dt = model_dtype_bytes(cfg)
+    if res.online:
+        return _online_bytes(m, res, cfg, dt)
     if res.scheme is None and m.kind != "other":
         return _unquantized_bytes(m, cfg, dt)
     total = stored or 0
@@ -101,6 +104,22 @@ def _unquantized_bytes(m: Module, cfg: ModelConfig, dt: int) -> int:
         return pad_vocab(cfg.vocab_size) * hidden * dt
     wdt = _dtype_bytes(m.weight_dtype, dt)
     total = m.out_features * m.in_features * wdt
+    if m.bias:
+        total += m.out_features * dt
+    for p in m.params:
+        total += math.prod(p.shape) * _dtype_bytes(p.dtype, dt)
+    return total
+
+
+def _online_bytes(m: Module, res: Resolution, cfg: ModelConfig, dt: int) -> int:
+    """A module quantized while loading: the quantized weights vLLM keeps (biases and other
+    parameters stay in the model dtype)."""
+    if m.kind == EXPERTS and m.experts is not None:
+        ex = m.experts
+        per = loaded_bytes(2 * ex.intermediate_size, ex.hidden_size, res)
+        per += loaded_bytes(ex.hidden_size, ex.intermediate_size, res)
+        return ex.num_experts * per
+    total = sum(loaded_bytes(s.out_features, m.in_features, res) for s in m.shards)
     if m.bias:
         total += m.out_features * dt
     for p in m.params:

@@ -34,6 +34,9 @@ class Resolution:
     kernel_scheme: str | None = None
     error: str | None = None  # code of the finding vLLM would raise for this module
     note: str | None = None
+    # Quantized while loading: the checkpoint stores the module unquantized and vLLM keeps
+    # `weights.num_bits` per parameter after loading (--quantization fp8, bitsandbytes in flight).
+    online: bool = False
 
     @property
     def quantized(self) -> bool:

@@ -24,6 +24,7 @@ from servecheck.quant.matching import (
     unused_patterns,
 )
 from servecheck.quant.methods import Platform, method_row
+from servecheck.quant.online import OnlineResolver, online_plan
 from servecheck.quant.resolution import Base, Resolution, ResolutionResult, unquantized
 from servecheck.quant.schemes import (
     MIN_CAPABILITY,
@@ -80,6 +81,12 @@ def resolve(
 
         cfg = Wna16Config.parse(WNA16_METHODS[method], quant.raw)
         resolver = Wna16Resolver(inventory, cfg, method, row.config_class, version, plat, tp)
+    elif method == "bitsandbytes" and row is not None:
+        from servecheck.quant.bnb import BnbConfig, BnbResolver
+
+        resolver = BnbResolver(inventory, BnbConfig.parse(quant.raw), version, capability, tp)
+    elif quant.method is None and (online := online_plan(method, version)) is not None:
+        resolver = OnlineResolver(inventory, online, version, capability)
     elif method in MODELOPT_METHODS and row is not None:
         from servecheck.quant.modelopt import ModeloptConfig, ModeloptResolver
 

@@ -4,6 +4,7 @@ from servecheck.findings.rules import (  # noqa: F401
     architecture,
     checkpoint,
     dtype,
+    formats,
     hardware,
     memory,
     parallel,

@@ -1,0 +1,172 @@
+"""F: what vLLM does and raises for quantization applied while loading (``--quantization fp8``
+and the online shorthands), bitsandbytes, GGUF and Quark checkpoints."""
+
+from servecheck.findings.registry import Rule, Severity, rule
+
+QDIR = "vLLM {ver} model_executor/layers/quantization"
+
+
+@rule
+class OnlineQuantization(Rule):
+    """The checkpoint's 16-bit weights are quantized while vLLM loads them.
+
+    ## Why it matters
+    With ``--quantization fp8`` (or an online shorthand such as ``fp8_per_tensor``,
+    ``fp8_per_block``, ``mxfp8``) on an unquantized checkpoint, or ``--quantization
+    bitsandbytes`` on one, vLLM reads the 16-bit weights and keeps the quantized ones: the GPU
+    holds about half (FP8) or a quarter (4-bit) of the checkpoint's weight bytes, and the
+    layers run the quantized kernels shown in the report.
+
+    ## Example
+    ``servecheck check ./Llama-3.1-8B-Instruct --gpu L40S -- --quantization fp8``
+    """
+
+    code = "F001"
+    name = "online-quantization"
+    severity = Severity.INFO
+    message = (
+        "Weights are quantized to {fmt} while loading: {what}; the GPU holds the quantized "
+        "weights ({bits} bits per parameter plus scales)"
+    )
+    fix = "Nothing to fix; use a pre-quantized checkpoint to skip the quantization at start-up."
+    vllm_ref = QDIR + "/{source}"
+
+
+@rule
+class Fp8OnlineDeprecated(Rule):
+    """``--quantization fp8`` on an unquantized checkpoint is deprecated in this release.
+
+    ## Why it matters
+    From vLLM 0.31 the ``fp8`` method no longer quantizes a 16-bit checkpoint itself: the
+    loader hands the checkpoint to the ``fp8_per_tensor`` online method and logs a
+    deprecation warning. The result is the same; a later release may drop the alias.
+
+    ## Fix
+    Pass ``--quantization fp8_per_tensor``.
+    """
+
+    code = "F002"
+    name = "fp8-online-deprecated"
+    severity = Severity.WARNING
+    message = "--quantization fp8 on an unquantized checkpoint is deprecated in vLLM {ver}"
+    fix = "Use --quantization fp8_per_tensor."
+    vllm_ref = "vLLM {ver} model_executor/model_loader/weight_utils.py get_quant_config"
+    vllm_message = (
+        "--quantization fp8 is deprecated for online quantization; use --quantization "
+        "fp8_per_tensor instead."
+    )
+
+
+@rule
+class BnbPrequantTensorParallel(Rule):
+    """A pre-quantized bitsandbytes checkpoint cannot be split with tensor parallelism.
+
+    ## Why it matters
+    vLLM's bitsandbytes loader keeps each weight's quantization state whole; with more than
+    one tensor-parallel rank it raises before loading.
+
+    ## Fix
+    Use pipeline parallelism (``-pp``) instead of ``-tp``, or quantize in flight
+    (``--quantization bitsandbytes`` on the unquantized checkpoint), which TP supports.
+    """
+
+    code = "F003"
+    exception = "ValueError"
+    name = "bnb-prequant-tensor-parallel"
+    severity = Severity.ERROR
+    message = "Pre-quantized bitsandbytes weights with tensor parallel size {tp}"
+    fix = "Use --pipeline-parallel-size {tp} instead of --tensor-parallel-size {tp}."
+    vllm_ref = (
+        "vLLM {ver} model_executor/model_loader/bitsandbytes_loader.py _verify_model_compatibility"
+    )
+    vllm_message = (
+        "Prequant BitsAndBytes models with tensor parallelism is not supported. Please try "
+        "with pipeline parallelism."
+    )
+
+
+@rule
+class Bnb8bitExperts(Rule):
+    """bitsandbytes 8-bit has no MoE method: building the experts raises.
+
+    ## Why it matters
+    BitsAndBytesMoEMethod creates 4-bit expert weights only; for 8-bit it raises
+    NotImplementedError while the model is built.
+
+    ## Fix
+    Use a 4-bit bitsandbytes checkpoint (or ``load_in_4bit``), or another method for MoE models.
+    """
+
+    code = "F004"
+    exception = "NotImplementedError"
+    name = "bnb-8bit-experts"
+    severity = Severity.ERROR
+    message = "{module}: bitsandbytes 8-bit experts are not supported"
+    fix = "Use 4-bit bitsandbytes or another quantization method for MoE layers."
+    vllm_ref = QDIR + "/bitsandbytes.py BitsAndBytesMoEMethod._create_weights_8bit"
+    vllm_message = ""
+
+
+@rule
+class Bnb8bitEager(Rule):
+    """bitsandbytes 8-bit runs without CUDA graphs.
+
+    ## Why it matters
+    vLLM turns on eager mode for 8-bit bitsandbytes checkpoints (the 8-bit matmul does not
+    support CUDA graph capture): decoding is slower than with CUDA graphs.
+
+    ## Fix
+    A 4-bit bitsandbytes checkpoint keeps CUDA graphs.
+    """
+
+    code = "F005"
+    name = "bnb-8bit-eager"
+    severity = Severity.WARNING
+    message = "bitsandbytes 8-bit: vLLM falls back to eager mode (no CUDA graphs)"
+    fix = "Use 4-bit bitsandbytes, or accept slower decoding."
+    vllm_ref = "vLLM {ver} config/model.py _verify_bnb_config"
+    vllm_message = (
+        "CUDA graph is not supported on BitsAndBytes 8bit yet, fallback to the eager mode."
+    )
+
+
+@rule
+class BnbPackageNeeded(Rule):
+    """vLLM imports the bitsandbytes package for this checkpoint; vLLM does not install it.
+
+    ## Why it matters
+    ``pip install vllm`` does not bring bitsandbytes; without it (or with an older version)
+    building the first quantized layer raises ImportError. The vllm-openai image ships it.
+
+    ## Fix
+    ``pip install "bitsandbytes>={need}"`` next to vLLM.
+    """
+
+    code = "F006"
+    name = "bnb-package-needed"
+    severity = Severity.INFO
+    message = "bitsandbytes>={need} must be installed next to vLLM {ver}"
+    fix = 'pip install "bitsandbytes>={need}"'
+    vllm_ref = QDIR + "/bitsandbytes.py"
+    vllm_message = (
+        "Please install bitsandbytes>={need} via `pip install bitsandbytes>={need}` to use "
+        "bitsandbytes quantizer."
+    )
+
+
+@rule
+class BnbConfigRejected(Rule):
+    """vLLM's BitsAndBytesConfig refuses the checkpoint's configuration.
+
+    ## Why it matters
+    The quantization config is built before the model; the error stops the start.
+    """
+
+    code = "F007"
+    exception = "ValueError"
+    name = "bnb-config-rejected"
+    severity = Severity.ERROR
+    message = "BitsAndBytesConfig rejects this config: {vllm_text}"
+    fix = "Use bnb_4bit_quant_storage 'uint8' (the bitsandbytes default)."
+    vllm_ref = QDIR + "/bitsandbytes.py BitsAndBytesConfig.__init__"
+    vllm_message = "{vllm_text}"
