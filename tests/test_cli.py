@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from clirun import invoke
-from conftest import EXAMPLES, FIXTURES
+from conftest import EXAMPLES, FIXTURES, ROOT
 from fixtures import broken
 from servecheck.findings.catalog import all_rules
 
@@ -102,3 +102,29 @@ def test_every_rule_documents_itself():
         doc = rule.doc()
         assert len(doc.splitlines()) >= 3, code
         assert rule.vllm_ref
+
+
+def test_mla_is_shown_as_mla_with_its_latent_rank():
+    deepseek = ROOT / "tests" / "data" / "plan" / "deepseek-v3-fp8"
+    text = invoke(["check", str(deepseek)]).stdout
+    assert "128 heads, MLA (latent rank 512 + rope 64, q rank 1536)" in text
+    assert "128 KV" not in text
+    md = invoke(["check", str(deepseek), "-f", "markdown"]).stdout
+    assert "| attention | 128 heads, MLA (latent rank 512" in md
+
+
+def test_kv_cache_row_shows_the_dtype_vllm_uses(tmp_path):
+    # A ModelOpt FP8 checkpoint with an FP8 KV cache (hf_quant_config.json), config only.
+    llama = ROOT / "tests" / "data" / "plan" / "llama-3.1-8b"
+    (tmp_path / "config.json").write_text((llama / "config.json").read_text())
+    quant = {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8", "exclude_modules": ["lm_head"]}
+    side = {"producer": {"name": "modelopt"}, "quantization": quant}
+    (tmp_path / "hf_quant_config.json").write_text(json.dumps(side))
+    text = invoke(["check", str(tmp_path)]).stdout
+    kv_row = next(line for line in text.splitlines() if line.startswith("attn.kv_cache"))
+    assert "fp8 (checkpoint scales)" in kv_row and "unquantized" not in kv_row
+    planned = json.loads(invoke(["check", str(tmp_path), "--gpu", "H100", "-f", "json"]).stdout)
+    assert planned["plan"]["kv_cache_dtype"] == "fp8"
+    assert planned["quantization"]["kv_cache_dtype"] == "fp8"
+    plain = json.loads(invoke(["check", str(llama), "-f", "json"]).stdout)
+    assert plain["quantization"]["kv_cache_dtype"] is None

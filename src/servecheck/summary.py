@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from servecheck.check_result import CheckResult
 from servecheck.core import kind_rank
+from servecheck.model.config import ModelConfig
 from servecheck.quant.compressed_tensors import CTConfig
 
 
@@ -47,6 +48,17 @@ def kind_rows(report: CheckResult) -> list[KindRow]:
     return rows
 
 
+def attention_text(cfg: ModelConfig) -> str:
+    """'96 heads / 8 KV', or for MLA the latent rank the KV cache holds instead of KV heads."""
+    if cfg.is_mla:
+        q = f", q rank {cfg.q_lora_rank}" if cfg.q_lora_rank else ""
+        return (
+            f"{cfg.num_heads} heads, MLA (latent rank {cfg.kv_lora_rank} + rope "
+            f"{cfg.qk_rope_head_dim}{q})"
+        )
+    return f"{cfg.num_heads} heads / {cfg.num_kv_heads} KV"
+
+
 def human_bytes(n: int) -> str:
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -83,3 +95,20 @@ def ct_groups(ct: CTConfig) -> list[tuple[str, str]]:
         acts = ts.input_activations.describe() if ts.input_activations else "none"
         out.append((name, f"W {ts.weights.describe()}, A {acts} → {', '.join(targets)}"))
     return out
+
+
+def quant_text(report: CheckResult) -> str:
+    """One line on the quantization: method, groups, ignore list size."""
+    q = report.quant
+    if q.method is None:
+        return "none (unquantized)"
+    parts = [q.method]
+    if q.ct is not None:
+        parts += [f"{name}: {text}" for name, text in ct_groups(q.ct)]
+        parts.append(f"ignore: {entries_text(len(q.ct.ignore))}")
+    elif q.fp8 is not None:
+        block = q.fp8.weight_block_size
+        parts.append(f"block {block[0]}x{block[1]}" if block else "per-tensor")
+        parts.append(f"activations {q.fp8.activation_scheme}")
+        parts.append(f"ignored_layers: {len(q.fp8.ignored_layers)}")
+    return " · ".join(parts)

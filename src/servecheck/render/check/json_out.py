@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from servecheck import __version__
+from servecheck.render.check.kv_cache import kv_cache_dtype
 from servecheck.render.kernels import module_fields
 from servecheck.report import CheckReport
 
@@ -52,6 +53,7 @@ def to_dict(report: CheckReport) -> dict[str, Any]:
             "source": quant.source,
             "ignore": list(quant.ignore_list),
             "kv_cache_scheme": quant.ct.kv_cache_scheme if quant.ct else None,
+            "kv_cache_dtype": kv_cache_dtype(report),
             "groups": _groups(report),
         },
         "modules": [_module(report, r) for r in report.resolution.resolutions],

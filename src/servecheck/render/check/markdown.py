@@ -4,10 +4,20 @@ kernels, findings, plan and a verified action plan."""
 from __future__ import annotations
 
 from servecheck.findings.registry import Severity
+from servecheck.model.inventory import ATTENTION
 from servecheck.render.check.action_plan import action_plan
-from servecheck.render.check.text import _quant_line
+from servecheck.render.check.kv_cache import kv_cache_text
 from servecheck.report import CheckReport
-from servecheck.summary import counted, entries_text, human_bytes, kind_rows, schemes_text
+from servecheck.summary import (
+    KindRow,
+    attention_text,
+    counted,
+    entries_text,
+    human_bytes,
+    kind_rows,
+    quant_text,
+    schemes_text,
+)
 
 ICON = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.INFO: "ℹ️"}
 
@@ -37,7 +47,7 @@ def render_markdown(report: CheckReport) -> str:
         ("Family", family),
         ("hidden_size", cfg.hidden_size),
         ("num_hidden_layers", cfg.num_layers),
-        ("num_attention_heads / num_key_value_heads", f"{cfg.num_heads} / {cfg.num_kv_heads}"),
+        ("attention", attention_text(cfg)),
         ("head_dim", cfg.head_dim),
         ("intermediate_size", cfg.intermediate_size),
         ("vocab_size", cfg.vocab_size),
@@ -63,7 +73,7 @@ def render_markdown(report: CheckReport) -> str:
         )
     )
     out += [f"| {k} | {v} |" for k, v in rows]
-    out += ["", "## Quantization", "", _quant_line(report), ""]
+    out += ["", "## Quantization", "", quant_text(report), ""]
     if report.quant.ignore_list:
         shown = report.quant.ignore_list[:12]
         out.append(
@@ -85,7 +95,7 @@ def render_markdown(report: CheckReport) -> str:
     for row in kind_rows(report):
         cap = f"sm_{row.min_capability}" if row.min_capability else "–"
         out.append(
-            f"| `{row.kind}` | {row.count} | {schemes_text(row.schemes)} | {cap} | "
+            f"| `{row.kind}` | {row.count} | {scheme_cell(report, row)} | {cap} | "
             f"{row.ignored or '–'} | {human_bytes(row.nbytes) if row.nbytes else '–'} |"
         )
     if report.kernels is not None:
@@ -130,3 +140,7 @@ def render_markdown(report: CheckReport) -> str:
     # Generated from the findings and a verified `servecheck fix` proposal.
     out += action_plan(report)
     return "\n".join(out)
+
+
+def scheme_cell(report: CheckReport, row: KindRow) -> str:
+    return kv_cache_text(report) if row.kind == ATTENTION else schemes_text(row.schemes)

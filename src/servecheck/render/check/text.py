@@ -7,14 +7,16 @@ from rich.table import Table
 from rich.text import Text
 
 from servecheck.findings.registry import Finding, Severity
+from servecheck.model.inventory import ATTENTION
+from servecheck.render.check.kv_cache import kv_cache_text
 from servecheck.render.tables import TextTable, grid
 from servecheck.report import CheckReport
 from servecheck.summary import (
+    attention_text,
     counted,
-    ct_groups,
-    entries_text,
     human_bytes,
     kind_rows,
+    quant_text,
     schemes_text,
 )
 
@@ -61,7 +63,7 @@ def _header(report: CheckReport) -> Table:
     dims = f"{cfg.num_layers} layers"
     if cfg.num_nextn_predict_layers:
         dims += f" + {cfg.num_nextn_predict_layers} MTP"
-    dims += f", hidden {cfg.hidden_size}, {cfg.num_heads} heads / {cfg.num_kv_heads} KV"
+    dims += f", hidden {cfg.hidden_size}, {attention_text(cfg)}"
     if cfg.is_moe:
         dims += f", {cfg.num_experts} experts (top-{cfg.num_experts_per_tok})"
     source = report.checkpoint.source
@@ -74,7 +76,7 @@ def _header(report: CheckReport) -> Table:
         n = len(ckpt.tensors or {})
         size = f"{human_bytes(report.total_bytes)} in {n:,} tensors, {len(ckpt.shards)} shards"
     t.add_row("Weights", size)
-    t.add_row("Quantization", _quant_line(report))
+    t.add_row("Quantization", quant_text(report))
     t.add_row(
         "vLLM",
         f"{report.version.effective} ({report.version.source}"
@@ -91,22 +93,6 @@ def _header(report: CheckReport) -> Table:
     return t
 
 
-def _quant_line(report: CheckReport) -> str:
-    q = report.quant
-    if q.method is None:
-        return "none (unquantized)"
-    parts = [q.method]
-    if q.ct is not None:
-        parts += [f"{name}: {text}" for name, text in ct_groups(q.ct)]
-        parts.append(f"ignore: {entries_text(len(q.ct.ignore))}")
-    elif q.fp8 is not None:
-        block = q.fp8.weight_block_size
-        parts.append(f"block {block[0]}x{block[1]}" if block else "per-tensor")
-        parts.append(f"activations {q.fp8.activation_scheme}")
-        parts.append(f"ignored_layers: {len(q.fp8.ignored_layers)}")
-    return " · ".join(parts)
-
-
 def _modules_table(report: CheckReport) -> Table:
     t = TextTable(
         "Kind",
@@ -120,7 +106,7 @@ def _modules_table(report: CheckReport) -> Table:
     for row in kind_rows(report):
         cap = f"sm_{row.min_capability}" if row.min_capability else "-"
         count = str(row.count) + (f" ({row.mtp} MTP)" if row.mtp else "")
-        scheme = schemes_text(row.schemes)
+        scheme = kv_cache_text(report) if row.kind == ATTENTION else schemes_text(row.schemes)
         style = "red" if "error" in row.schemes else None
         t.add_row(
             row.kind,
