@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from servecheck import fix as fix_stage
 from servecheck.check_result import CheckResult
@@ -26,6 +26,7 @@ from servecheck.model.family import identify
 from servecheck.model.inventory import Inventory
 from servecheck.model.support import support_findings
 from servecheck.plan import Plan, ServeOptions, make_plan, serve_model_arg
+from servecheck.plan.alternatives import alternatives
 from servecheck.plan.layouts import Layout
 from servecheck.quant.methods import Platform
 from servecheck.quant.preflight import preflight
@@ -56,7 +57,7 @@ __all__ = [
 
 
 def check(
-    model: str | Path,
+    model: str | Path | None,
     *,
     vllm_version: str | None = None,
     target: Target = NO_TARGET,
@@ -66,6 +67,7 @@ def check(
     propose_fix: bool = False,
     revision: str | None = None,
     offline: bool | None = None,
+    launch: str | Sequence[str] | None = None,
 ) -> CheckReport:
     """Run every check on a model: a folder, a config.json, or a Hub id `org/name[@revision]`
     (the Hugging Face cache first, then the Hub's config and safetensors headers; `offline`,
@@ -74,7 +76,25 @@ def check(
     ``quantization`` and ``dtype`` are vLLM's ``--quantization`` and ``--dtype`` (None: not
     passed, i.e. the checkpoint's method and ``auto``). With `propose_fix`, the report also
     carries a verified ignore-list fix (report.fix) or the reason there is none
-    (report.fix_unavailable)."""
+    (report.fix_unavailable).
+
+    `launch` is a `vllm serve` launch to predict: a pasted command (`vllm serve MODEL ...`,
+    `python -m vllm.entrypoints.openai.api_server ...`, `docker run ... vllm/vllm-openai ...`,
+    `LLM(...)`) or the arguments alone, as a string or a list. MODEL may then be empty (the
+    command names it); the report's plan is that launch's."""
+    if launch is not None:
+        report = check_launch(
+            model,
+            launch,
+            vllm_version=vllm_version,
+            target=target,
+            kernel_env=kernel_env,
+            quantization=quantization,
+            dtype=dtype,
+            revision=revision,
+            offline=offline,
+        )
+        return with_fix(report) if propose_fix else report
     report = check_checkpoint(
         open_model(model, revision=revision, offline=offline),
         vllm_version=vllm_version,
@@ -84,6 +104,59 @@ def check(
         dtype=dtype,
     )
     return with_fix(report) if propose_fix else report
+
+
+def check_launch(
+    model: str | Path | None,
+    launch: str | Sequence[str],
+    *,
+    vllm_version: str | None = None,
+    target: Target = NO_TARGET,
+    kernel_env: Sequence[str] = (),
+    quantization: str | None = None,
+    dtype: str | None = None,
+    revision: str | None = None,
+    offline: bool | None = None,
+) -> CheckReport:
+    """Check one `vllm serve` launch: its arguments read as the release reads them, the model
+    with its --hf-overrides, and the plan of exactly its layout and settings."""
+    from servecheck.errors import InputError
+    from servecheck.launch import read_launch
+    from servecheck.launch.predict import launch_target, plan_launch, prepare, unique
+    from servecheck.launch.settings import settings_from
+
+    version = resolve_version(vllm_version, installed_vllm_version())
+    parsed = read_launch(launch, version.requested, model=str(model) if model else None)
+    if not parsed.model:
+        raise InputError("no model to check: name it before `--` or in the vllm serve command")
+    settings = settings_from(parsed, version.effective)
+    ckpt = prepare(open_model(parsed.model, revision=revision, offline=offline), settings)
+    target, extra = launch_target(target, settings, version.effective)
+    report = check_checkpoint(
+        ckpt,
+        vllm_version=vllm_version,
+        target=target,
+        kernel_env=kernel_env,
+        plan=False,
+        quantization=quantization or settings.quantization,
+        dtype=dtype or settings.dtype,
+    )
+    report = dataclasses.replace(report, findings=(*extra, *report.findings))
+    model_arg = ckpt.location if ckpt.source and ckpt.source.repo_id else None
+    recheck = gpu_rechecker(
+        ckpt,
+        vllm_version=vllm_version,
+        kernel_env=kernel_env,
+        options=settings.options,
+        nodes=settings.nodes,
+        model_arg=model_arg or serve_model_arg(ckpt.location),
+        env=settings.env,
+        quantization=quantization or settings.quantization,
+        dtype=dtype or settings.dtype,
+    )
+    plan, found = plan_launch(report, settings, parsed, model_arg=model_arg, recheck=recheck)
+    merged = sorted((*report.findings, *found), key=lambda f: (f.severity.rank, f.code))
+    return dataclasses.replace(report, plan=plan, findings=tuple(unique(merged)), launch=parsed)
 
 
 def check_checkpoint(
@@ -217,6 +290,20 @@ def with_plan(report: CheckReport) -> CheckReport:
         model_arg=serve_model_arg(report.location),
         cuda_total=total,
     )
+    if not plan.fits:
+        recheck = gpu_rechecker(
+            report.checkpoint,
+            vllm_version=report.version.requested,
+            kernel_env=(),
+            options=ServeOptions(),
+            nodes=1,
+            model_arg=serve_model_arg(report.location),
+            env={},
+        )
+        alts = alternatives(
+            report, row, plan, model_arg=serve_model_arg(report.location), recheck_gpu=recheck
+        )
+        plan = dataclasses.replace(plan, alternatives=tuple(alts))
     findings = sorted((*report.findings, *plan.findings), key=lambda f: (f.severity.rank, f.code))
     return dataclasses.replace(report, plan=plan, findings=tuple(findings))
 
@@ -228,7 +315,7 @@ def platform_of(target: Target) -> Platform:
 
 
 def plan_model(
-    model: str | Path,
+    model: str | Path | None,
     *,
     gpu: str,
     gpus: int = 1,
@@ -239,12 +326,34 @@ def plan_model(
     revision: str | None = None,
     offline: bool | None = None,
     only: list[Layout] | None = None,
+    launch: str | Sequence[str] | None = None,
 ) -> Plan:
     """Check a checkpoint and plan it on `gpus` x `nodes` GPUs named `gpu` (planned once).
 
-    `only` restricts the layouts considered (e.g. the one a launch names)."""
+    `only` restricts the layouts considered. `launch` (`vllm serve` arguments or a pasted
+    command, as for check) constrains the plan: the layout sizes it sets (-tp, -pp, -dp, -ep)
+    and the serving options it sets replace `options`'."""
     from servecheck.hardware.gpus import find_gpu
 
+    options = options or ServeOptions()
+    parsed = settings = None
+    if launch is not None:
+        from servecheck.errors import InputError
+        from servecheck.launch import read_launch
+        from servecheck.launch.predict import merge_options
+        from servecheck.launch.settings import settings_from
+
+        version = resolve_version(vllm_version, installed_vllm_version())
+        parsed = read_launch(launch, version.requested, model=str(model) if model else None)
+        if not parsed.model:
+            raise InputError("no model to plan: name it before `--` or in the vllm serve command")
+        model = parsed.model
+        settings = settings_from(parsed, version.effective)
+        options = merge_options(options, settings, parsed)
+    if model is None:
+        from servecheck.errors import InputError
+
+        raise InputError("no model: name a folder, a config.json or a Hub id")
     row = find_gpu(gpu)
     target = Target(
         name=row.name,
@@ -254,17 +363,83 @@ def plan_model(
         count=gpus * nodes,
     )
     ckpt = open_model(model, revision=revision, offline=offline)
+    if settings is not None:
+        from servecheck.launch.predict import prepare
+
+        ckpt = prepare(ckpt, settings)
     report = check_checkpoint(
         ckpt,
         vllm_version=vllm_version,
         target=target,
         kernel_env=kernel_env,
         plan=False,
+        quantization=settings.quantization if settings else None,
+        dtype=settings.dtype if settings else None,
     )
     model_arg = ckpt.location if ckpt.source and ckpt.source.repo_id else serve_model_arg(model)
-    return make_plan(
-        report, row, gpus, nodes, options or ServeOptions(), model_arg=model_arg, only=only
-    )
+    env = settings.env if settings else {}
+    if settings is not None:
+        from servecheck.launch.predict import constrain
+
+        only = only or constrain(settings, parsed, gpus, nodes, report.model.is_moe)
+    plan = make_plan(report, row, gpus, nodes, options, model_arg=model_arg, only=only, env=env)
+    if not plan.fits:
+        recheck = gpu_rechecker(
+            ckpt,
+            vllm_version=vllm_version,
+            kernel_env=kernel_env,
+            options=options,
+            nodes=nodes,
+            model_arg=model_arg,
+            env=env,
+            quantization=settings.quantization if settings else None,
+            dtype=settings.dtype if settings else None,
+        )
+        alts = alternatives(report, row, plan, model_arg=model_arg, env=env, recheck_gpu=recheck)
+        plan = dataclasses.replace(plan, alternatives=tuple(alts))
+    if settings is not None:
+        plan = dataclasses.replace(plan, findings=(*settings.findings, *plan.findings))
+    return plan
+
+
+def gpu_rechecker(
+    ckpt: Checkpoint,
+    *,
+    vllm_version: str | None,
+    kernel_env: Sequence[str],
+    options: ServeOptions,
+    nodes: int,
+    model_arg: str,
+    env: dict[str, str],
+    quantization: str | None = None,
+    dtype: str | None = None,
+) -> Callable[[Any, int], Plan | None]:
+    """The whole check and plan of this checkpoint on another table GPU (for alternatives):
+    None when the check itself fails there (a kernel or dtype the GPU lacks)."""
+
+    def recheck(row: Any, count: int) -> Plan | None:
+        target = Target(
+            name=row.name,
+            kind="gpu",
+            capability=row.capability,
+            memory_bytes=row.total_memory_bytes,
+            count=count,
+        )
+        report = check_checkpoint(
+            ckpt,
+            vllm_version=vllm_version,
+            target=target,
+            kernel_env=kernel_env,
+            plan=False,
+            quantization=quantization,
+            dtype=dtype,
+        )
+        if report.verdict == "fail":
+            return None
+        per_node = max(count // nodes, 1)
+        return make_plan(report, row, per_node, nodes, options, model_arg=model_arg, env=env)
+
+    return recheck
 
 
 def _weights_note(ckpt: Checkpoint) -> str | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from servecheck.check_result import CheckResult
 from servecheck.fix import FixProposal
+from servecheck.launch import Launch
 from servecheck.plan import Plan
 
 
@@ -18,3 +19,5 @@ class CheckReport(CheckResult):
     # A verified ignore-list fix (api.check(..., propose_fix=True)), or why there is none.
     fix: FixProposal | None = None
     fix_unavailable: str | None = None
+    # The `vllm serve` launch the prediction is for, when one was given (check -- ARGS).
+    launch: Launch | None = None

@@ -15,12 +15,17 @@ DESCRIPTION = (
 EPILOG = """examples:
   servecheck check examples/glm-4.5-air-derestricted-fp8
   servecheck check ./my-model --gpu 'RTX PRO 6000' --format markdown > report.md
-  servecheck check ./my-model --gpu H100 --gpus 2 -- --max-model-len 32768"""
+  servecheck check ./my-model --gpu H100 --gpus 2 -- --max-model-len 32768
+  servecheck check --gpu H200 -- vllm serve Qwen/Qwen3-30B-A3B-FP8 -tp 2 --max-model-len 32k
+
+arguments after '--' are read as vLLM's own (the release's names, aliases and value syntax):
+the arguments alone, or a pasted `vllm serve MODEL ...`, `python -m
+vllm.entrypoints.openai.api_server ...`, `docker run ... vllm/vllm-openai ...` or `LLM(...)`."""
 TAKES_VLLM_ARGS = True
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    options.add_model(p)
+    options.add_model(p, from_command=True)
     options.add_gpu(p)
     options.add_version(p)
     options.add_format(p)
@@ -33,10 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from servecheck.render import check as render
     from servecheck.targets import target_from_option
 
-    options.note_vllm_args(args)
+    launch = options.launch_of(args)
     target = target_from_option(args.gpu, args.gpus)
     report = check(
         args.model,
+        launch=launch,
         vllm_version=args.vllm_version,
         target=target,
         kernel_env=args.kernel_env,

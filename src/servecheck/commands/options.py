@@ -67,8 +67,18 @@ MODEL_HELP = (
 )
 
 
-def add_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+def add_model(p: argparse.ArgumentParser, from_command: bool = False) -> None:
+    """MODEL (and --revision, --offline); with `from_command` MODEL may be left out when the
+    `vllm serve` command after `--` names it."""
+    if from_command:
+        p.add_argument(
+            "model",
+            metavar="MODEL",
+            nargs="?",
+            help=MODEL_HELP + "; may be left out when the command after '--' names it",
+        )
+    else:
+        p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument(
         "--revision",
         metavar="REV",
@@ -167,15 +177,18 @@ def add_verbose(p: argparse.ArgumentParser) -> None:
     )
 
 
-def note_vllm_args(args: argparse.Namespace) -> None:
-    """Arguments after `--` are kept in args.vllm_args; until they are interpreted, say so."""
-    if args.vllm_args and not getattr(args, "quiet", False):
-        import sys
+def launch_of(args: argparse.Namespace) -> list[str] | None:
+    """The `vllm serve` arguments (or pasted command) after `--`, if any; MODEL or the command
+    must name the model."""
+    if args.vllm_args:
+        return list(args.vllm_args)
+    if args.model is None:
+        from servecheck.errors import InputError
 
-        shown = " ".join(args.vllm_args)
-        sys.stderr.write(
-            f"note: the vLLM arguments after '--' ({shown}) are not taken into account yet\n"
+        raise InputError(
+            f"servecheck {args.command}: name MODEL, or give a vllm serve command after '--'"
         )
+    return None
 
 
 def add_vllm_run(p: argparse.ArgumentParser) -> None:

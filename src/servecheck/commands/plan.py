@@ -17,12 +17,16 @@ EPILOG = """examples:
   servecheck plan examples/glm-4.5-air-derestricted-fp8 --gpu 'RTX PRO 6000' \\
       --gpus 2
   servecheck plan ./DeepSeek-V3 --gpu H100 --gpus 8 --nodes 2 \\
-      --max-model-len 32768 --format markdown > plan.md"""
+      --max-model-len 32768 --format markdown > plan.md
+  servecheck plan meta-llama/Llama-3.1-8B --gpu H100 --gpus 8 -- --max-model-len 32k
+
+arguments after '--' are vLLM's own and constrain the plan: -tp/-pp/-dp/-ep fix those sizes,
+serving options (--max-model-len, --kv-cache-dtype, ...) replace the ones above."""
 TAKES_VLLM_ARGS = True
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    o.add_model(p)
+    o.add_model(p, from_command=True)
     p.add_argument("--gpu", required=True, metavar="NAME", help="GPU name (e.g. 'H100', 'L4')")
     p.add_argument("--gpus", type=o.positive_int, default=1, metavar="N", help="GPUs per node")
     p.add_argument("--nodes", type=o.positive_int, default=1, metavar="M", help="nodes (Ray)")
@@ -39,9 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from servecheck.render import plan as render
 
     serve = serve_options(args)
-    o.note_vllm_args(args)
+    launch = o.launch_of(args)
     result = plan_model(
         args.model,
+        launch=launch,
         gpu=args.gpu,
         gpus=args.gpus,
         nodes=args.nodes,

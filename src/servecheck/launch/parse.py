@@ -45,6 +45,20 @@ class Launch:
     def given(self, dest: str) -> bool:
         return dest in self.values
 
+    def as_dict(self) -> dict[str, Any]:
+        """The launch as read (JSON output)."""
+        return {
+            "source": self.source,
+            "model": self.model,
+            "vllm_arguments_of": self.release,
+            "values": {k: _jsonable(v) for k, v in self.values.items()},
+            "unknown": list(self.unknown),
+            "errors": [{"option": o, "message": m} for o, m in self.errors],
+            "deprecated": list(self.deprecated),
+            "env": dict(self.env),
+            "notes": list(self.notes),
+        }
+
     def option(self, dest: str) -> str:
         """The option as the user wrote it (for messages), else its long name."""
         return self.options.get(dest) or "--" + dest.replace("_", "-")
@@ -87,6 +101,12 @@ def parse_args(
         argv=tuple(argv),
         notes=tuple(notes + state.notes),
     )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool | type(None) | list | dict):
+        return value
+    return str(value)
 
 
 class _State:

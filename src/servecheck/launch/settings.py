@@ -51,15 +51,6 @@ MODELLED = frozenset(
 )
 MTP_METHODS = ("mtp", "deepseek_mtp", "glm4_moe_mtp", "qwen3_next_mtp", "ernie_mtp", "mimo_mtp")
 DRAFTLESS_METHODS = ("ngram", "ngram_gpu", "suffix")
-# Families a --quantization value may name for a checkpoint of another declared method (vLLM's
-# override_quantization_method upgrades: gptq -> gptq_marlin, awq -> awq_marlin, ...).
-QUANT_FAMILIES = (
-    {"gptq", "gptq_marlin", "gptq_marlin_24", "gptq_bitblas"},
-    {"awq", "awq_marlin"},
-    {"compressed-tensors", "compressed_tensors"},
-    {"modelopt", "modelopt_fp4", "modelopt_mxfp8", "modelopt_mixed"},
-    {"mxfp4", "gpt_oss_mxfp4"},
-)
 
 
 @functools.cache
@@ -152,18 +143,6 @@ def settings_from(launch: Launch, ver: str) -> LaunchSettings:
         env=env,
         findings=tuple(findings),
     )
-
-
-def quantization_findings(settings: LaunchSettings, method: str | None, ver: str) -> list[Finding]:
-    """--quantization against the checkpoint's declared method (vLLM _verify_quantization)."""
-    given = settings.quantization
-    if not given or not method:
-        return []
-    if given == method or any(given in fam and method in fam for fam in QUANT_FAMILIES):
-        return []
-    return [
-        rules.QuantizationMismatch.make(["--quantization"], given=given, method=method, ver=ver)
-    ]
 
 
 def _positive(value: Any) -> int | None:

@@ -34,7 +34,7 @@ from servecheck.plan.layouts import (
 )
 from servecheck.plan.max_len import MaxLen, derive_max_len
 from servecheck.plan.memory import LayoutPlan, gib, plan_layout
-from servecheck.plan.overhead import ProfileRun, overheads
+from servecheck.plan.overhead import ProfileRun, model_runner, overheads
 from servecheck.plan.recommend import Command, build_command, choose_layout
 from servecheck.plan.verdict import verdict_findings
 from servecheck.plan.weights import model_dtype_bytes, plan_weights
@@ -161,6 +161,15 @@ def make_plan(
             c for c in candidates if c.ep == options.enable_expert_parallel or c.ep_size == 1
         ]
     offload = round(options.cpu_offload_gb * GIB)
+    offload_ignored = bool(
+        offload
+        and not era.v0
+        and model_runner(cfg, era, version) == "V2"
+        and not version.feature("v2_runner_cpu_offload")
+        and launch_env.get("VLLM_USE_V2_MODEL_RUNNER") != "0"
+    )
+    if offload_ignored:
+        offload = 0
     prepared = []
     for layout in candidates:
         problems = check_layout(layout, ctx)
@@ -271,7 +280,18 @@ def make_plan(
             extra=extra_args or option_args(options),
         )
     findings += verdict_findings(plans, best, rec_len, max_len, gpu, total_gpus, command, ver)
-    if best is not None and options.cpu_offload_gb:
+    if offload_ignored:
+        shown = plans[0] if plans and plans[0].stages else None
+        findings.append(
+            mrules.CpuOffloadIgnored.make(
+                ["--cpu-offload-gb"],
+                gb=f"{options.cpu_offload_gb:g}",
+                arch=cfg.architecture,
+                weights=gib(shown.weights_per_gpu) if shown else "the weights",
+                ver=ver,
+            )
+        )
+    elif best is not None and options.cpu_offload_gb:
         findings.append(offload_finding(best, ver, gpus=total_gpus))
     estimated = ["activation peak", "non-torch memory"]
     if any(ov.cudagraph_in_budget for _, _, _, stage_ovs, _ in prepared for ov in stage_ovs):

@@ -23,7 +23,8 @@ class UnknownArgument(Rule):
     releases (`--disable-log-requests`, `--task`, `-O` meaning).
 
     ## Example
-    `--max-num-seq 64` (the option is `--max-num-seqs`).
+    `--max-num-sequences 64` (the option is `--max-num-seqs`), or `--enforce_eager true` (a
+    flag takes no value: `true` is left over).
 
     ## Fix
     Use the release's spelling, or drop the option.
@@ -138,31 +139,6 @@ class LongMaxLenAllowed(Rule):
     fix = "Use the model card's RoPE scaling via --hf-overrides, or stay at or below {derived}."
     vllm_ref = "vLLM {ver} config/model.py _get_and_verify_max_len"
     vllm_message = "{vllm_text}"
-
-
-@rule
-class QuantizationMismatch(Rule):
-    """`--quantization` names a different method than the checkpoint's config.
-
-    ## Why it matters
-    vLLM raises while building the model config: the method in `quantization_config` wins and
-    must agree with the argument (a few upgrades, e.g. gptq -> gptq_marlin, are accepted).
-
-    ## Fix
-    Drop `--quantization` (the checkpoint's method is used) or name the checkpoint's method.
-    """
-
-    code = "L007"
-    exception = "ValueError"
-    name = "quantization-mismatch"
-    severity = Severity.ERROR
-    message = "--quantization {given}, but the checkpoint is quantized with {method}"
-    fix = "Drop --quantization, or pass --quantization {method}."
-    vllm_ref = "vLLM {ver} config/model.py ModelConfig._verify_quantization"
-    vllm_message = (
-        "Quantization method specified in the model config ({method}) does not match the "
-        "quantization method specified in the `quantization` argument ({given})."
-    )
 
 
 @rule

@@ -310,3 +310,30 @@ class CpuOffloadCost(Rule):
     )
     fix = "Offload the least that fits ({minimum} here), or use more GPUs."
     vllm_ref = "vLLM {ver} model_executor/offloader/uva.py UVAOffloader"
+
+
+@rule
+class CpuOffloadIgnored(Rule):
+    """`--cpu-offload-gb` has no effect: the model runs on a runner that does not offload.
+
+    ## What it does
+    From vLLM 0.24 some architectures (0.33: all) run on the V2 GPU model runner. Up to 0.27
+    that runner never installs the weight offloader, so `--cpu-offload-gb` is accepted, shown
+    among the non-default arguments, and ignored: every weight loads on the GPU.
+
+    ## Why it matters
+    A launch that needs the offload to fit runs out of memory while loading.
+
+    ## Fix
+    `VLLM_USE_V2_MODEL_RUNNER=0` (the V1 runner offloads), or vLLM 0.28 or later.
+    """
+
+    code = "M013"
+    name = "cpu-offload-ignored"
+    severity = Severity.WARNING
+    message = (
+        "--cpu-offload-gb {gb} is ignored: vLLM {ver} serves {arch} on the V2 model runner, "
+        "which does not offload weights; all {weights} stay on each GPU"
+    )
+    fix = "Set VLLM_USE_V2_MODEL_RUNNER=0, or use vLLM 0.28 or later."
+    vllm_ref = "vLLM {ver} v1/worker/gpu/model_runner.py (no set_offloader)"

@@ -59,6 +59,7 @@ def to_dict(report: CheckReport) -> dict[str, Any]:
         "modules": [_module(report, r) for r in report.resolution.resolutions],
         "hardware": report.kernels.as_dict() if report.kernels is not None else None,
         "plan": _plan(report),
+        "launch": report.launch.as_dict() if report.launch is not None else None,
         "findings": [f.as_dict() for f in report.findings],
         "notes": list(report.notes),
     }

@@ -36,8 +36,12 @@ def render_plan_markdown(plan: Plan, heading: str = "##", findings: bool = True)
         )
     out.append("")
     rec = plan.recommended
+    if plan.max_len is not None:
+        out += [f"Model maximum context: {plan.max_len.derived:,} ({plan.max_len.why}).", ""]
     if rec is not None:
         out += [f"**Recommended: {rec.layout.label}**", ""]
+        if plan.choice:
+            out += [f"Why: {plan.choice}.", ""]
         out += [f"> {note}" for note in plan.notes] + ([""] if plan.notes else [])
         out.append(svg_image(rec, f"Memory per GPU, {rec.layout.label} on {plan.gpu.name}"))
         out += ["", "```sh", plan.command.text() if plan.command else "", "```", ""]
@@ -51,6 +55,11 @@ def render_plan_markdown(plan: Plan, heading: str = "##", findings: bool = True)
         if worst is not None:
             out.append(svg_image(worst, f"Memory per GPU, {worst.layout.label} (does not fit)"))
             out.append("")
+    if plan.alternatives:
+        out += ["**What would fit** (each change planned again):", ""]
+        for alt in plan.alternatives:
+            out += [f"- `{alt.change}`: {alt.cost}", "", "  ```sh"]
+            out += ["  " + line for line in alt.command.splitlines()] + ["  ```", ""]
     if plan.moe_tp_table:
         out += [
             "Expert tensor-parallel sizes by FP8 format (with `--enable-expert-parallel` experts "

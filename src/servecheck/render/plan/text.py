@@ -63,6 +63,8 @@ def render_plan_text(plan: Plan, console: Console, verbose: bool = False) -> Non
         "vLLM",
         f"{plan.version} (memory model of {plan.era.start}+), gpu_memory_utilization {util:g}",
     )
+    if plan.max_len is not None:
+        head.add_row("Max context", f"{plan.max_len.derived:,} ({plan.max_len.why})")
     head.add_row(
         "Serving",
         f"max_model_len {plan.max_model_len:,}, KV cache {plan.kv_dtype}, block {plan.block_size}, "
@@ -74,6 +76,8 @@ def render_plan_text(plan: Plan, console: Console, verbose: bool = False) -> Non
     rec = plan.recommended
     if rec is not None:
         console.print(Text(f"\nRecommended: {rec.layout.label}", style="bold green"))
+        if plan.choice:
+            console.print(Text(f"  why: {plan.choice}"))
         for note in plan.notes:
             console.print(Text(f"  ({note})", style="yellow"))
         render_bars(rec, console)
@@ -81,6 +85,7 @@ def render_plan_text(plan: Plan, console: Console, verbose: bool = False) -> Non
         console.print(Text(plan.command.text() if plan.command else "", style="cyan"))
     else:
         console.print(Text("\nNo layout of these GPUs fits.", style="bold red"))
+    render_alternatives(plan, console)
     if plan.moe_tp_table:
         console.print(moe_table(plan))
     for f in plan.findings:
@@ -111,6 +116,7 @@ def render_plan_summary(plan: Plan, console: Console) -> None:
             render_bars(show, console)
         else:
             console.print(Text("  no layout of these GPUs passes vLLM's checks", style="bold red"))
+        render_alternatives(plan, console)
         return
     shorter = plan.recommended_len and plan.recommended_len < plan.max_model_len
     verdict = "fits at --max-model-len " + f"{plan.recommended_len:,}" if shorter else "fits"
@@ -125,6 +131,18 @@ def render_plan_summary(plan: Plan, console: Console) -> None:
     render_bars(rec, console)
     if plan.command:
         console.print(Text("  " + plan.command.text().replace("\n", "\n  "), style="cyan"))
+
+
+def render_alternatives(plan: Plan, console: Console) -> None:
+    """What would fit instead, each change planned again."""
+    if not plan.alternatives:
+        return
+    console.print(Text("\nWhat would fit (each re-checked):", style="bold"))
+    for alt in plan.alternatives:
+        line = Text(f"  {alt.change}", style="bold")
+        line.append(f": {alt.cost}")
+        console.print(line)
+        console.print(Text("    " + alt.command.replace("\n", "\n    "), style="cyan"))
 
 
 def render_bars(p: LayoutPlan, console: Console) -> None:
