@@ -16,7 +16,8 @@ EPILOG = """examples:
   servecheck check examples/glm-4.5-air-derestricted-fp8
   servecheck check ./my-model --gpu 'RTX PRO 6000' --format markdown > report.md
   servecheck check ./my-model --gpu H100 --gpus 2 -- --max-model-len 32768
-  servecheck check --gpu H200 -- vllm serve Qwen/Qwen3-30B-A3B-FP8 -tp 2 --max-model-len 32k
+  servecheck check --gpu H200 -- vllm serve Qwen/Qwen3-30B-A3B-FP8 -tp 2 \\
+      --max-model-len 32k
 
 arguments after '--' are read as vLLM's own (the release's names, aliases and value syntax):
 the arguments alone, or a pasted `vllm serve MODEL ...`, `python -m

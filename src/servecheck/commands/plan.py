@@ -18,7 +18,8 @@ EPILOG = """examples:
       --gpus 2
   servecheck plan ./DeepSeek-V3 --gpu H100 --gpus 8 --nodes 2 \\
       --max-model-len 32768 --format markdown > plan.md
-  servecheck plan meta-llama/Llama-3.1-8B --gpu H100 --gpus 8 -- --max-model-len 32k
+  servecheck plan meta-llama/Llama-3.1-8B --gpu H100 --gpus 8 -- \\
+      --max-model-len 32k
 
 arguments after '--' are vLLM's own and constrain the plan: -tp/-pp/-dp/-ep fix those sizes,
 serving options (--max-model-len, --kv-cache-dtype, ...) replace the ones above."""
