@@ -7,16 +7,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from servecheck import fix as fix_stage
 from servecheck.check_result import CheckResult
 from servecheck.checks.audit import audit
 from servecheck.checks.expected import module_tensors
-from servecheck.compare import Comparison, compare_reports
 from servecheck.core import NO_TARGET, Target
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import architecture as arch_rules
 from servecheck.findings.rules import checkpoint as ckpt_rules
-from servecheck.fix import FixOutcome, FixProposal
 from servecheck.hardware.env import resolve_env
 from servecheck.hardware.plan_kernels import select_kernels
 from servecheck.host import installed_vllm_version, read_cpu
@@ -39,6 +36,8 @@ from servecheck.source.safetensors import DTYPE_BITS
 from servecheck.versions import resolve_version
 
 if TYPE_CHECKING:
+    from servecheck.compare import Comparison
+    from servecheck.fix import FixOutcome, FixProposal
     from servecheck.smoke.result import SmokeResult
 
 __all__ = [
@@ -495,16 +494,20 @@ def recheck(report: CheckResult, config: dict) -> CheckReport:
 
 def propose_fix(report: CheckReport, strategy: str = "checkpoint") -> FixProposal:
     """A new ignore list for the report's checkpoint, judged entry by entry and re-checked."""
+    from servecheck import fix as fix_stage
+
     return fix_stage.propose(report, strategy, recheck=recheck)
 
 
 def with_fix(report: CheckReport) -> CheckReport:
     """The report with a verified checkpoint-strategy fix attached, or why there is none."""
+    from servecheck.fix import FixError
+
     if report.quant.method is None or report.checkpoint.config_only:
         return report
     try:
         return dataclasses.replace(report, fix=propose_fix(report))
-    except fix_stage.FixError as exc:
+    except FixError as exc:
         return dataclasses.replace(report, fix_unavailable=str(exc))
 
 
@@ -523,6 +526,8 @@ def fix(
     The re-check runs in memory on the checkpoint with the new config, so the user's folder is
     only written with `write` (atomically, keeping config.json.orig); `out` names a new overlay
     folder, which is checked again once written."""
+    from servecheck import fix as fix_stage
+
     if write and out is not None:
         raise fix_stage.FixError("use --write or --out, not both")
     report = check(model, vllm_version=vllm_version, target=target)
@@ -556,6 +561,8 @@ def compare(
     target: Target = NO_TARGET,
 ) -> Comparison:
     """Run `check` on both checkpoints (folders or config.json files) and compare them."""
+    from servecheck.compare import compare_reports
+
     ra = check(a, vllm_version=vllm_version, target=target)
     rb = check(b, vllm_version=vllm_version, target=target)
     return compare_reports(ra, rb)

@@ -4,11 +4,14 @@ from it (the memory plan, the proposed fix), ready to render."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from servecheck.check_result import CheckResult
-from servecheck.fix import FixProposal
-from servecheck.launch import Launch
-from servecheck.plan import Plan
+
+if TYPE_CHECKING:  # annotations only: a report is built without importing fix or plan
+    from servecheck.fix import FixProposal
+    from servecheck.launch import Launch
+    from servecheck.plan import Plan
 
 
 @dataclass(frozen=True)
