@@ -55,6 +55,13 @@ NVFP4 = _args(num_bits=4, type="float", strategy="tensor_group", group_size=16)
 NVFP4_ACT = _args(num_bits=4, type="float", strategy="tensor_group", group_size=16, dynamic="local")
 MXFP4 = _args(num_bits=4, type="float", strategy="group", group_size=32)
 INT8_CHANNEL = _args(num_bits=8, type="int", strategy="channel")
+MXFP8 = _args(num_bits=8, type="float", strategy="group", group_size=32, scale_dtype="torch.uint8")
+MXFP8_ACT = _args(
+    num_bits=8, type="float", strategy="group", group_size=32, dynamic=True, scale_dtype="uint8"
+)
+INT4_G128_W4A8 = _args(num_bits=4, type="int", strategy="group", group_size=128)
+FP8_TOKEN_ACT = _args(num_bits=8, type="float", strategy="token", dynamic=True)
+INT8_TOKEN_ACT = _args(num_bits=8, type="int", strategy="token", dynamic=True)
 INT8_TOKEN_DYN = _args(num_bits=8, type="int", strategy="token", dynamic=True)
 
 
@@ -88,6 +95,7 @@ class SchemeRow:
     raw: dict | None = None  # another method's quantization_config (GPTQ, AWQ, ModelOpt)
     user_quant: str | None = None  # --quantization on an unquantized checkpoint (online)
     release: str | None = None  # computed for this release (formats a later release removed)
+    dtype: str = "float16"  # the checkpoint's torch_dtype (MXFP8 methods take bfloat16 only)
 
 
 ROWS: tuple[SchemeRow, ...] = (
@@ -100,6 +108,19 @@ ROWS: tuple[SchemeRow, ...] = (
     SchemeRow("W4A4Fp4 NVFP4A16", NVFP4, None, "nvfp4-pack-quantized"),
     SchemeRow("W4A4Mxfp4 (MXFP4)", MXFP4, None, "mxfp4-pack-quantized"),
     SchemeRow("W8A8Int8 (W8A8)", INT8_CHANNEL, INT8_TOKEN_DYN, "int-quantized"),
+    SchemeRow("W8A8Mxfp8 (MXFP8)", MXFP8, MXFP8_ACT, "mxfp8-quantized"),
+    SchemeRow(
+        "W4A8Mxfp4 (MXFP4 weights, FP8 activations)", MXFP4, FP8_TOKEN_ACT, "mxfp4-pack-quantized"
+    ),
+    SchemeRow(
+        "W4A8Fp8 (W4AFP8: int4 g128, FP8 activations)",
+        INT4_G128_W4A8,
+        FP8_TOKEN_ACT,
+        "int-quantized",
+    ),
+    SchemeRow(
+        "W4A8Int (int4 g128, int8 activations)", INT4_G128_W4A8, INT8_TOKEN_ACT, "int-quantized"
+    ),
     SchemeRow("fp8 block 128x128 (quant_method fp8)", None, None, None, (128, 128), True),
     SchemeRow("fp8 per-tensor (quant_method fp8)", None, None, None, None, True),
     SchemeRow("GPTQ int4 g128 (quant_method gptq)", None, None, None, raw=GPTQ),
@@ -112,12 +133,33 @@ ROWS: tuple[SchemeRow, ...] = (
     ),
     SchemeRow("AWQ int4 g128 zero point (quant_method awq)", None, None, None, raw=AWQ),
     *(
-        SchemeRow(f"ModelOpt {algo}", None, None, None, raw=_modelopt(algo))
-        for algo in ("FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_PB_WO", "NVFP4", "W4A16_NVFP4")
+        SchemeRow(
+            f"ModelOpt {algo}",
+            None,
+            None,
+            None,
+            raw=_modelopt(algo),
+            dtype="bfloat16" if algo == "MXFP8" else "float16",
+        )
+        for algo in (
+            "FP8",
+            "FP8_PER_CHANNEL_PER_TOKEN",
+            "FP8_PB_WO",
+            "NVFP4",
+            "W4A16_NVFP4",
+            "MXFP8",
+        )
     ),
     *(
-        SchemeRow(f"--quantization {name} (16-bit checkpoint)", None, None, None, user_quant=name)
-        for name in ("fp8", "fp8_per_block", "fp8_per_channel")
+        SchemeRow(
+            f"--quantization {name} (16-bit checkpoint)",
+            None,
+            None,
+            None,
+            user_quant=name,
+            dtype="bfloat16" if name == "mxfp8" else "float16",
+        )
+        for name in ("fp8", "fp8_per_block", "fp8_per_channel", "mxfp8")
     ),
     SchemeRow("bitsandbytes 4-bit NF4 (vLLM 0.27.1)", None, None, None, raw=BNB4, release="0.27.1"),
     SchemeRow("bitsandbytes 8-bit (vLLM 0.27.1)", None, None, None, raw=BNB8, release="0.27.1"),
@@ -175,7 +217,7 @@ def _method_resolution(
     pre = preflight(
         quant.raw or None,
         quant.method,
-        config_dtype="float16",
+        config_dtype=row.dtype,
         model_type="llama",
         plat=plat,
         gpu=f"sm_{capability}",
@@ -220,26 +262,31 @@ def _resolution(
             block_size=row.fp8_block,
         )
     assert row.weights is not None
-    try:
-        scheme = linear_scheme(row.weights, row.inputs, None, row.fmt, capability, module.name)
-    except SchemeError:
-        return "✗ no scheme"
-    need = MIN_CAPABILITY.get(scheme.name)
     if module.kind == EXPERTS:
+        # vLLM's get_moe_method decides experts by itself (no linear scheme involved)
         try:
             method = moe_method(row.weights, row.inputs, row.fmt, capability)
         except SchemeError:
             return "✗ RuntimeError (no MoE method)"
+        try:
+            name = linear_scheme(row.weights, row.inputs, None, row.fmt, capability, "").name
+        except SchemeError:
+            name = method.removeprefix("CompressedTensors").removesuffix("MoEMethod")
         return Resolution(
             module=module,
             method=method,
-            scheme=scheme.name,
-            min_capability=need,
+            scheme=name,
+            min_capability=MIN_CAPABILITY.get(name),
             weights=row.weights,
             inputs=row.inputs,
             format=row.fmt,
             moe_method=method,
         )
+    try:
+        scheme = linear_scheme(row.weights, row.inputs, None, row.fmt, capability, module.name)
+    except SchemeError:
+        return "✗ no scheme"
+    need = MIN_CAPABILITY.get(scheme.name)
     if capability is not None and need is not None and capability < need:
         return f"✗ {scheme.name} needs sm_{need}"
     return Resolution(
@@ -330,6 +377,10 @@ SHORT = {
     "EmulationNvFp4LinearKernel": "emulation",
     "FlashInferMxFp4LinearKernel": "FlashInfer",
     "MarlinMxFp4LinearKernel": "Marlin",
+    "FlashInferCutedslMxfp8LinearKernel": "FI CuTe-DSL",
+    "FlashInferCutlassMxfp8LinearKernel": "FI CUTLASS",
+    "MarlinMxfp8LinearKernel": "Marlin",
+    "EmulationMxfp8LinearKernel": "emulation",
     "UnquantizedLinearMethod": "BF16",
     "CPUFP8W8A8ScaledMMLinearKernel": "CPU W8A8 (AMX-FP8)",
     "CPUFp8PerTensorScaledMMLinearKernel": "CPU FP8 (AMX)",

@@ -30,6 +30,13 @@ from servecheck.quant.resolve import Resolution
 WNA16_TYPES = {2: "uint2b2", 3: "uint3b4", 4: "uint4b8", 5: "uint5b16", 6: "uint6b32"}
 WNA16_TYPES.update({7: "uint7b64", 8: "uint8b128"})
 WNA16_ZP_TYPES = {b: f"uint{b}" for b in range(2, 9)}
+# vLLM 0.33 compressed_tensors_wNa8o8.py:38-42 WNA8O8_SUPPORTED_TYPES_MAP
+WNA8O8_TYPES = {2: "uint2b2", 4: "uint4b8", 8: "uint8b128"}
+# Schemes whose layers choose_mp_linear_kernel picks the kernel for: WNA16; W4A8Fp8 (FP8
+# activations); W4A8Int, WNA8Int, WNA4Int and WNA8O8Int quantize activations outside the
+# kernel and hand it 16-bit activations (compressed_tensors_w4a8_int.py, wNa8.py, wNa4.py,
+# wNa8o8.py create_weights: act_type=params_dtype)
+MIXED_PRECISION = frozenset({"WNA16", "W4A8Fp8", "W4A8Int", "WNA8Int", "WNA4Int", "WNA8O8Int"})
 
 UNQUANTIZED = "UnquantizedLinearMethod"
 
@@ -125,13 +132,17 @@ def linear_kernel(res: Resolution, ctx: Context) -> KernelChoice | None:
         return _plain_fp8(res, ctx)
     if scheme == "W8A16Fp8":
         return _w8a16_fp8(res, ctx)
-    if scheme in ("WNA16", "W4A8Fp8"):
+    if scheme in MIXED_PRECISION:
         return _mixed_precision(res, ctx)
+    if scheme == "W8A8Mxfp8":
+        return _mxfp8(res, ctx)
     if scheme == "W8A8Int8":
         return _int8(res, ctx)
     if scheme == "W4A4Fp4":
         return _nvfp4(res, ctx)
-    if scheme == "W4A4Mxfp4":
+    if scheme in ("W4A4Mxfp4", "W4A8Mxfp4"):
+        # vLLM 0.33 compressed_tensors_w4a8_mxfp4.py: W4A8Mxfp4 tries the MXFP4 kernels with its
+        # FP8 activation key and falls back to the W4A4 activation format, so the MXFP4 walk
         return _mxfp4(res, ctx)
     return KernelChoice(
         family="linear",
@@ -237,10 +248,12 @@ def _w8a16_fp8(res: Resolution, ctx: Context) -> KernelChoice:
     return choice
 
 
-def mp_weight_type(w: QuantArgs, fp8_act: bool) -> str:
-    if fp8_act:
-        # vLLM 0.33 compressed_tensors_w4a8_fp8.py:31-33 W4A8_SUPPORTED_TYPES_MAP
+def mp_weight_type(w: QuantArgs, fp8_act: bool, scheme: str = "WNA16") -> str:
+    if fp8_act or scheme == "W4A8Int":
+        # vLLM 0.33 compressed_tensors_w4a8_fp8.py:31-33 / w4a8_int.py:27-29 (signed int4)
         return "int4" if w.num_bits == 4 else f"int{w.num_bits}"
+    if scheme == "WNA8O8Int":
+        return WNA8O8_TYPES.get(w.num_bits, f"uint{w.num_bits}")
     table = WNA16_TYPES if w.symmetric else WNA16_ZP_TYPES
     return table.get(w.num_bits, f"uint{w.num_bits}")
 
@@ -254,10 +267,12 @@ def _mixed_precision(res: Resolution, ctx: Context) -> KernelChoice:
     if fp8_act:
         base["act_dtype"] = "float8_e4m3fn"
     group = w.group_size if w.strategy == "group" and w.group_size else -1
+    scheme = res.kernel_scheme or res.scheme or "WNA16"
     layer = Layer(
-        weight_type=mp_weight_type(w, fp8_act),
+        weight_type=mp_weight_type(w, fp8_act, scheme),
         group_size=group,
-        zero_points=not w.symmetric,
+        # W4A8Int and WNA8O8Int build MPLinearLayerConfig with zero_points=False
+        zero_points=not w.symmetric and scheme not in ("W4A8Int", "WNA8O8Int"),
         has_g_idx=w.actorder == "group",
         **base,
     )
@@ -334,6 +349,16 @@ def _nvfp4(res: Resolution, ctx: Context) -> KernelChoice:
     if use_a16:
         names = [n for n in names if n in A16_NVFP4]
     names = prioritize_humming(names, cap)
+    return _first_passing(family, names, layer, ctx)
+
+
+def _mxfp8(res: Resolution, ctx: Context) -> KernelChoice:
+    """vLLM 0.33 kernels/linear/__init__.py:958-1010 init_mxfp8_linear_kernel (first of the
+    CUDA list whose is_supported and can_implement pass; Humming moves ahead of Marlin on
+    sm_90)."""
+    family = "mxfp8_linear"
+    layer = Layer(weight_key="kMxfp8Static", act_key="kMxfp8Dynamic", **_base_layer(res, ctx))
+    names = prioritize_humming(candidates(family, ctx.version), ctx.device.capability)
     return _first_passing(family, names, layer, ctx)
 
 

@@ -64,7 +64,12 @@ FAMILY_TEXT = {
     "mxfp4": "Mxfp4",
     "w4a8": "W4A8",
     "unquantized": "Unquantized",
+    "mxfp8": "MXFP8",
 }
+# MXFP8 experts: select_mxfp8_moe_backend (vLLM 0.33 fused_moe/oracle/mxfp8.py)
+MXFP8_MOE_METHODS = frozenset(
+    {"CompressedTensorsW8A8Mxfp8MoEMethod", "ModelOptMxFp8FusedMoE", "Mxfp8OnlineMoEMethod"}
+)
 
 
 def moe_backend(res: Resolution, ctx: Context) -> KernelChoice | None:
@@ -122,6 +127,24 @@ def moe_backend(res: Resolution, ctx: Context) -> KernelChoice | None:
         return _ct_mxfp4(ctx)
     if method in ("GptOssMxfp4MoEMethod", "Mxfp4MoEMethod"):
         return _mxfp4(method, ctx)
+    if method in MXFP8_MOE_METHODS:
+        return _mxfp8(ctx)
+    if method == "CompressedTensorsW4A8Mxfp4MoEMethod":
+        # vLLM 0.33 compressed_tensors_moe_w4a8_mxfp4.py: a subclass of Mxfp4MoEMethod
+        return _mxfp4("Mxfp4MoEMethod", ctx)
+    if method == "CompressedTensorsW4A8Int8MoEMethod" and feature(
+        ctx.version, "moe_backend_oracle"
+    ):
+        # vLLM 0.24+ fused_moe/oracle/w4a8_int8.py select_w4a8_int8_moe_backend: CPU only
+        return KernelChoice(
+            family="w4a8_int8_moe",
+            kernel=None,
+            label="no backend",
+            error="W4A8 Int8 MoE is only supported on CPU platforms",
+            error_type="NotImplementedError",
+            source="model_executor/layers/fused_moe/oracle/w4a8_int8.py "
+            "select_w4a8_int8_moe_backend",
+        )
     if method == "CompressedTensorsW4A8Fp8MoEMethod":
         layer = Layer(weight_key="kInt4Static", act_key="kFp8DynamicTokenSym")
         return _walk("w4a8", candidates("w4a8_moe", ctx.version), ctx, layer)
@@ -523,6 +546,15 @@ def _mxfp4(method: str, ctx: Context) -> KernelChoice:
         backends.insert(backends.index("MARLIN") + 1, "TRITON")
     backends = prioritize_humming(backends, cap)
     return no_fp8_warning(_walk("mxfp4", backends, ctx, layer))
+
+
+def _mxfp8(ctx: Context) -> KernelChoice:
+    """vLLM 0.33 fused_moe/oracle/mxfp8.py:108-143 select_mxfp8_moe_backend: the first backend
+    with an experts class supporting (kMxfp8Static, kMxfp8Dynamic); none raises ValueError."""
+    layer = Layer(weight_key="kMxfp8Static", act_key="kMxfp8Dynamic")
+    backends = prioritize_humming(candidates("mxfp8_moe", ctx.version), ctx.device.capability)
+    choice = _walk("mxfp8", backends, ctx, layer)
+    return replace(choice, error_type="ValueError") if choice.error else choice
 
 
 def _unquantized(ctx: Context) -> KernelChoice:

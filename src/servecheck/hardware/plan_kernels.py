@@ -195,6 +195,7 @@ _FUNCTION = {
     "int8_linear": "init_int8_linear_kernel",
     "nvfp4_linear": "init_nvfp4_linear_kernel",
     "mxfp4_linear": "init_mxfp4_linear_kernel",
+    "mxfp8_linear": "init_mxfp8_linear_kernel",
 }
 
 
