@@ -128,3 +128,16 @@ def test_kv_cache_row_shows_the_dtype_vllm_uses(tmp_path):
     assert planned["quantization"]["kv_cache_dtype"] == "fp8"
     plain = json.loads(invoke(["check", str(llama), "-f", "json"]).stdout)
     assert plain["quantization"]["kv_cache_dtype"] is None
+
+
+def test_markdown_report_agrees_with_itself():
+    args = ["check", str(EXAMPLES / "glm-4.5-air-derestricted-fp8"), "--gpu", "RTX PRO 6000"]
+    md = invoke([*args, "--gpus", "2", "--format", "markdown"]).stdout
+    data = json.loads(invoke([*args, "--gpus", "2", "--format", "json"]).stdout)
+    command = data["plan"]["command"]
+    assert "--tensor-parallel-size 2" in command
+    load_test = md.split("Load test", 1)[1]
+    assert f"```bash\n{command}\n```" in load_test  # exactly the plan's recommended command
+    for f in data["findings"]:  # each finding appears once
+        assert md.count(f"**{f['code']}**") + md.count(f" {f['code']} `") == 1, f["code"]
+    assert "<svg" not in md and "data:image/svg+xml;base64," in md
