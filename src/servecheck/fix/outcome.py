@@ -99,7 +99,7 @@ def write(
         raise FixError("use --write or --out, not both")
     p = outcome.proposal
     if not p.changed:
-        why = "the proposed ignore list equals the current one; nothing to write"
+        why = "the proposed ignore list equals the current one"
         return dataclasses.replace(outcome, nothing_written=why)
     if not p.verified:
         raise FixError("the proposed list does not verify; not writing it")

@@ -37,7 +37,7 @@ def emit(plan: Plan, args: argparse.Namespace) -> None:
     elif getattr(args, "quiet", False):
         for f in plan.findings:
             if f.severity.value == "error":
-                write(f"{f.code}: {f.message}")
+                write(f"{f.code} {f.name}: {f.message}")
         if not plan.fits:
             write("No layout of these GPUs fits.")
     else:
