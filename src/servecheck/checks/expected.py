@@ -184,7 +184,39 @@ def prefix_specs(m: Module, res: Resolution) -> dict[str, list[Spec]]:
         out.setdefault(m.ckpt_prefix, []).append(Spec(p.suffix, dtypes, p.shape, "param"))
     if m.kind == EXPERTS and m.experts is not None and m.experts.fused_layout == "gpt_oss":
         out[m.ckpt_prefix] = gpt_oss_expert_specs(m, res)
+    elif m.kind == EXPERTS and m.experts is not None and m.experts.fused_layout:
+        out.update(fused_expert_specs(m, res))
     return out
+
+
+def fused_expert_specs(m: Module, res: Resolution) -> dict[str, list[Spec]]:
+    """Experts stored as one 3-D tensor per projection. Llama 4 (vLLM 0.33 models/llama4.py
+    load_moe_expert_weights): experts.gate_up_proj [E, H, 2I] and experts.down_proj [E, I, H];
+    Granite MoE (granitemoe.py hf_to_vllm_mapper, granitemoehybrid.py load_weights):
+    input_linear.weight [E, 2I, H] and output_linear.weight [E, H, I] beside the experts.
+    Quantized fused layouts (ModelOpt's per-tensor scales) are sized from the headers."""
+    ex = m.experts
+    assert ex is not None
+    e, h, i = ex.num_experts, ex.hidden_size, ex.intermediate_size
+    up = 2 * i if ex.gated else i
+    dtypes = FLOAT_DTYPES if res.scheme is None else None
+    if ex.fused_layout == "granite":
+        parent = m.ckpt_prefix.rpartition(".")[0]
+        return {
+            f"{parent}.input_linear": [Spec("weight", dtypes, (e, up, h), "weight")],
+            f"{parent}.output_linear": [Spec("weight", dtypes, (e, h, i), "weight")],
+        }
+    specs = [
+        Spec("gate_up_proj", dtypes, (e, h, up), "weight"),
+        Spec("down_proj", dtypes, (e, i, h), "weight"),
+    ]
+    if res.scheme is not None:
+        specs += [
+            Spec(f"{proj}_{kind}", None, None, "estimate")
+            for proj in ("gate_up_proj", "down_proj")
+            for kind in ("weight_scale", "input_scale")
+        ]
+    return {m.ckpt_prefix: specs}
 
 
 def gpt_oss_expert_specs(m: Module, res: Resolution) -> list[Spec]:
@@ -219,6 +251,7 @@ def expert_specs(m: Module, res: Resolution) -> dict[str, list[Spec]]:
     ex = m.experts
     assert ex is not None
     inter, hidden = ex.intermediate_size, ex.hidden_size
+    # experts without a gate name their up projection twice (one entry)
     return {
         ex.gate_name: linear_specs(inter, hidden, res, False),
         ex.up_name: linear_specs(inter, hidden, res, False),

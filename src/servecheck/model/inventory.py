@@ -60,16 +60,36 @@ class Experts:
     gate_name: str = "gate_proj"
     up_name: str = "up_proj"
     down_name: str = "down_proj"
-    # None: one tensor set per expert ("experts.{e}.gate_proj.weight"); "gpt_oss": all experts
-    # fused into 3-D tensors ("experts.gate_up_proj_blocks", ...).
+    # None: one tensor set per expert ("experts.{e}.gate_proj.weight"); otherwise all experts
+    # of the layer fused into 3-D tensors: "gpt_oss" ("experts.gate_up_proj_blocks", ...),
+    # "gate_up_3d" (Llama 4: "experts.gate_up_proj", "experts.down_proj"), "granite"
+    # ("input_linear.weight", "output_linear.weight" beside the experts module).
     fused_layout: str | None = None
+    # False: no gate projection (up and down only; vLLM's FusedMoE with is_act_and_mul False)
+    gated: bool = True
 
-    def ckpt_names(self, prefix: str, expert: int) -> tuple[str, str, str]:
-        return (
-            f"{prefix}.{expert}.{self.gate_name}",
-            f"{prefix}.{expert}.{self.up_name}",
-            f"{prefix}.{expert}.{self.down_name}",
+    @property
+    def matrices(self) -> int:
+        """Weight matrices of hidden x intermediate per expert (3 gated, 2 without a gate)."""
+        return 3 if self.gated else 2
+
+    @property
+    def weight_elements(self) -> int:
+        """Weight elements of all experts together."""
+        return self.num_experts * self.matrices * self.hidden_size * self.intermediate_size
+
+    def ckpt_names(self, prefix: str, expert: int) -> tuple[str, ...]:
+        """One expert's projections as the checkpoint names them (gate, up, down; up and
+        down only for experts without a gate)."""
+        names = (
+            (self.gate_name, self.up_name, self.down_name)
+            if self.gated
+            else (
+                self.up_name,
+                self.down_name,
+            )
         )
+        return tuple(f"{prefix}.{expert}.{n}" for n in names)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ class MoeRecord:
 
     prefix: str = "mlp"  # e.g. "mlp", "block_sparse_moe", "feed_forward"
     router: str = "gate"
+    router_ckpt: str = ""  # the router's checkpoint name when vLLM renames it ("" = same)
     router_quant: bool = True  # GateLinear built with quant_config
     router_fp32: bool = False
     router_bias: bool = False
@@ -33,6 +34,13 @@ class MoeRecord:
     experts: str = "experts"
     expert_names: tuple[str, str, str] = ("gate_proj", "up_proj", "down_proj")
     expert_bias: bool = False
+    # False: experts have no gate (up and down projections only, ReLU^2; Nemotron-H)
+    gated: bool = True
+    # How the checkpoint may store all experts of a layer in one tensor per projection (vLLM's
+    # loader accepts it beside per-expert tensors): "" (per expert only), "gate_up_3d"
+    # (Llama 4: experts.gate_up_proj [E, H, 2I], experts.down_proj [E, I, H]), "granite"
+    # (input_linear.weight [E, 2I, H], output_linear.weight [E, H, I]).
+    fused: str = ""
     shared: str = ""  # shared-expert MLP prefix inside the block ("" = none)
     # config key of the shared expert's intermediate size, or "n_shared_experts" (multiplies
     # moe_intermediate_size), or "intermediate_size"
@@ -43,6 +51,7 @@ class MoeRecord:
     # (Jamba expert_layer_period/offset), "pattern" (the layer pattern says), "moe_layer_freq"
     layers: str = "all"
     also_dense: bool = False  # a dense MLP beside the MoE block (Granite 4.0 shared_mlp)
+    latent: str = ""  # config key of a latent MoE width (Nemotron 3: moe_latent_size)
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class Record:
     mlp_kind: str = "gated"  # gated (gate/up -> gate_up_proj) | gated_fused | plain
     mlp_names: tuple[str, str] = ("up_proj", "down_proj")  # plain MLP's two linears
     mlp_bias: Flag = "mlp_bias"
+    mlp_size: str = "intermediate_size"  # config key of the dense MLP's intermediate size
     gate_up_name: str = "gate_up_proj"
     gate_up_ckpt: tuple[str, ...] = ("gate_proj", "up_proj")  # one name: stored fused
     down_name: str = "down_proj"

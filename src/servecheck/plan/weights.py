@@ -98,7 +98,7 @@ def full_bytes(
 def _unquantized_bytes(m: Module, cfg: ModelConfig, dt: int) -> int:
     if m.kind == EXPERTS and m.experts is not None:
         ex = m.experts
-        return ex.num_experts * 3 * ex.hidden_size * ex.intermediate_size * dt
+        return ex.weight_elements * dt
     if m.kind in (EMBEDDING, LM_HEAD):
         hidden = cfg.hidden_size
         return pad_vocab(cfg.vocab_size) * hidden * dt

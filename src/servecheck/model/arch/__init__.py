@@ -8,7 +8,7 @@ from the checkpoint's tensor names when there are tensors, else from config.json
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from servecheck.model.arch import decoder, deepseek, dense, gpt_oss, moe
 from servecheck.model.arch.generic import build_from_tensors
@@ -32,10 +32,12 @@ def is_modelled(architecture: str) -> bool:
     return record_for(architecture) is not None
 
 
-def build_from_record(cfg: ModelConfig, record: Record) -> Inventory:
+def build_from_record(
+    cfg: ModelConfig, record: Record, names: Collection[str] | None = None
+) -> Inventory:
     builder = LAYOUTS.get(record.layout)
     if builder is None:
-        return decoder.build(cfg, record)
+        return decoder.build(cfg, record, names)
     inventory = builder(cfg)
     if record.exact:
         return inventory
@@ -56,7 +58,7 @@ def build_inventory(
     such as InternLM3ForCausalLM -> LlamaForCausalLM finds its record through it)."""
     record = record_for(cfg.architecture) or (record_for(served_as) if served_as else None)
     if record is not None:
-        return build_from_record(cfg, record)
+        return build_from_record(cfg, record, tensors.keys() if tensors else None)
     if tensors:
         return build_from_tensors(cfg.architecture, tensors)
     return decoder.build(cfg, generic())

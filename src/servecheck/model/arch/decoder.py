@@ -9,9 +9,10 @@ architectures without a record.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from servecheck.model.arch.mixers import mixer_modules
+from servecheck.model.arch.mixers import dim, mixer_modules
 from servecheck.model.arch.towers import tower_modules
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import (
@@ -19,6 +20,7 @@ from servecheck.model.inventory import (
     ATTN_QKV,
     MLP_DOWN,
     MLP_GATE_UP,
+    OTHER,
     ROUTER,
     SHARED_DOWN,
     SHARED_GATE,
@@ -169,15 +171,64 @@ def _shared_size(moe: MoeRecord, cfg: ModelConfig) -> int:
             or 0
         )
         return int(n) * cfg.moe_intermediate_size
-    value = raw.get(moe.shared_size)
-    return int(value) if isinstance(value, int) else 0
+    # a config key, or a product of keys ("moe_shared_expert_intermediate_size*n_shared_experts")
+    return dim(moe.shared_size, cfg)
 
 
-def _moe(record: Record, cfg: ModelConfig, i: int, p: str) -> list[Module]:
+def _experts_layout(moe: MoeRecord, cfg: ModelConfig, names: Collection[str] | None) -> str | None:
+    """How the checkpoint stores the experts: fused 3-D tensors, or one set per expert. vLLM's
+    loaders take either (vLLM 0.33 models/llama4.py load_weights switches on
+    "experts.gate_up_proj" in the name). Without tensors: the original release's fused
+    layout, or one set per expert for quantized checkpoints (quantization tools write
+    per-expert linears)."""
+    if not moe.fused:
+        return None
+    if names is None:
+        return None if cfg.raw.get("quantization_config") else moe.fused
+    marker = f".{moe.experts}.0."
+    return None if any(marker in n for n in names) else moe.fused
+
+
+def _latent(moe: MoeRecord, cfg: ModelConfig, i: int, prefix: str) -> tuple[int, list[Module]]:
+    """Latent MoE (vLLM 0.33 models/nemotron_h.py NemotronHMoE: experts work in
+    moe_latent_size, reached through two replicated projections)."""
+    size = dim(moe.latent, cfg) if moe.latent else 0
+    if not size:
+        return cfg.hidden_size, []
+    hidden = cfg.hidden_size
+    bias = bool(cfg.raw.get("mlp_bias", False))
+    return size, [
+        linear(
+            f"{prefix}.fc1_latent_proj",
+            OTHER,
+            "ReplicatedLinear",
+            hidden,
+            [(f"{prefix}.fc1_latent_proj", size)],
+            layer=i,
+            bias=bias,
+            tp_split="replicated",
+        ),
+        linear(
+            f"{prefix}.fc2_latent_proj",
+            OTHER,
+            "ReplicatedLinear",
+            size,
+            [(f"{prefix}.fc2_latent_proj", hidden)],
+            layer=i,
+            bias=bias,
+            tp_split="replicated",
+        ),
+    ]
+
+
+def _moe(
+    record: Record, cfg: ModelConfig, i: int, p: str, names: Collection[str] | None
+) -> list[Module]:
     moe = record.moe or MoeRecord()
     raw = cfg.raw
     prefix = f"{p}.{moe.prefix}"
     hidden = cfg.hidden_size
+    router_ckpt = f"{prefix}.{moe.router_ckpt or moe.router}"
     params: tuple[Param, ...] = ()
     correction = (
         record.flag(moe.correction_bias, raw)
@@ -192,7 +243,7 @@ def _moe(record: Record, cfg: ModelConfig, i: int, p: str) -> list[Module]:
             ROUTER,
             "GateLinear",
             hidden,
-            [(f"{prefix}.{moe.router}", cfg.num_experts)],
+            [(router_ckpt, cfg.num_experts)],
             layer=i,
             bias=moe.router_bias,
             receives_quant_config=moe.router_quant,
@@ -240,7 +291,18 @@ def _moe(record: Record, cfg: ModelConfig, i: int, p: str) -> list[Module]:
         )
     gate, up, down = moe.expert_names
     inter = cfg.moe_intermediate_size or cfg.intermediate_size
-    experts = Experts(cfg.num_experts, hidden, inter, gate, up, down)
+    expert_hidden, latent = _latent(moe, cfg, i, prefix)
+    modules += latent
+    experts = Experts(
+        cfg.num_experts,
+        expert_hidden,
+        inter,
+        gate,
+        up,
+        down,
+        fused_layout=_experts_layout(moe, cfg, names),
+        gated=moe.gated,
+    )
     modules.append(routed_experts(f"{prefix}.{moe.experts}", i, experts))
     return modules
 
@@ -268,8 +330,9 @@ def moe_layer(record: Record, cfg: ModelConfig, i: int, kind: LayerKind) -> bool
     return True
 
 
-def build(cfg: ModelConfig, record: Record) -> Inventory:
-    """The inventory of a decoder described by `record`."""
+def build(cfg: ModelConfig, record: Record, names: Collection[str] | None = None) -> Inventory:
+    """The inventory of a decoder described by `record`; `names`: the checkpoint's tensor
+    names when there are any (they decide between layouts vLLM loads alike)."""
     raw: dict[str, Any] = cfg.raw
     plan = plan_layers(record, raw, cfg.num_layers, cfg.model_type)
     p0 = record.prefix
@@ -303,9 +366,9 @@ def build(cfg: ModelConfig, record: Record) -> Inventory:
         if kind.ffn != "none":
             moe = moe_layer(record, cfg, i, kind)
             if moe:
-                modules += _moe(record, cfg, i, p)
+                modules += _moe(record, cfg, i, p, names)
             if not moe or (record.moe and record.moe.also_dense):
-                inter = cfg.intermediate_size
+                inter = dim(record.mlp_size, cfg) or cfg.intermediate_size
                 modules += _mlp(record, f"{p}.{record.mlp}", cfg.hidden_size, inter, i, mlp_bias)
     modules.append(_norm(f"{p0}.{record.final_norm}", cfg.hidden_size, None, record))
     tied = record.tie == "always" or (record.tie == "config" and cfg.tie_word_embeddings)
