@@ -117,3 +117,57 @@ def _cpu():
     from servecheck.targets import target_from_option
 
     return target_from_option("cpu", 1)
+
+
+FP8_W = {"num_bits": 8, "type": "float", "strategy": "channel", "symmetric": True}
+FP8_A = {"num_bits": 8, "type": "float", "strategy": "token", "symmetric": True, "dynamic": True}
+
+
+def test_fp8_experts_below_sm89_keep_the_w8a8_method(tmp_path):
+    """vLLM names experts by the MoE method class: below sm_89 W8A8 FP8 experts are still
+    CompressedTensorsW8A8Fp8MoEMethod (run by Marlin), while the linears become W8A16Fp8."""
+    report = check(write(tmp_path, ct(FP8_W, FP8_A, "float-quantized")), target=gpu("A100"))
+    res = {r.module.kind: r for r in report.resolution.resolutions}
+    assert res["moe.experts"].method == "CompressedTensorsW8A8Fp8MoEMethod"
+    assert res["moe.experts"].scheme == "W8A8Fp8"
+    assert res["attn.qkv_proj"].scheme == "W8A16Fp8"
+    assert kernels(report)["moe.experts"].startswith("MARLIN")
+    assert report.verdict == "warn"  # weight-only experts (H003), not a capability failure
+
+
+def test_w4a8_int_experts_are_the_w4a8_int8_method(tmp_path):
+    report = check(write(tmp_path, CT_W4A8_INT), target=_cpu())
+    res = {r.module.kind: r for r in report.resolution.resolutions}
+    assert res["moe.experts"].method == "CompressedTensorsW4A8Int8MoEMethod"
+    assert res["moe.experts"].scheme == "W4A8Int8"
+
+
+def test_equal_groups_over_expert_projections_compare_by_value(tmp_path):
+    """Two config groups with equal arguments covering gate/up and down: vLLM's
+    get_moe_method compares the scheme dicts by value and quantizes the experts."""
+    quant = {
+        "quant_method": "compressed-tensors",
+        "format": "float-quantized",
+        "config_groups": {
+            "group_0": {
+                "targets": ["re:.*gate_proj$", "re:.*up_proj$", "re:.*qkv_proj$", "re:.*o_proj$"],
+                "weights": FP8_W,
+                "input_activations": FP8_A,
+            },
+            "group_1": {
+                "targets": ["re:.*down_proj$"],
+                "weights": FP8_W,
+                "input_activations": FP8_A,
+            },
+        },
+        "ignore": ["lm_head"],
+    }
+    report = check(write(tmp_path, quant), target=gpu("H100"))
+    res = {r.module.kind: r for r in report.resolution.resolutions}
+    assert res["moe.experts"].method == "CompressedTensorsW8A8Fp8MoEMethod"
+    assert not any(r.error for r in report.resolution.resolutions)
+    # different arguments still differ
+    quant["config_groups"]["group_1"]["weights"] = {**FP8_W, "strategy": "tensor"}
+    quant["config_groups"]["group_1"]["input_activations"] = {**FP8_A, "strategy": "tensor"}
+    differs = check(write(tmp_path, quant), target=gpu("H100"))
+    assert any(r.module.kind == "moe.experts" and r.error for r in differs.resolution.resolutions)

@@ -19,7 +19,13 @@ from servecheck.hardware.moe_backends import moe_backend
 from servecheck.model.inventory import EXPERTS, Experts, Module, Shard
 from servecheck.quant.args import QuantArgs
 from servecheck.quant.resolve import FP8_METHOD_MIN_CAPABILITY, Resolution
-from servecheck.quant.schemes import MIN_CAPABILITY, SchemeError, linear_scheme, moe_method
+from servecheck.quant.schemes import (
+    MIN_CAPABILITY,
+    SchemeError,
+    linear_scheme,
+    moe_method,
+    moe_scheme,
+)
 from servecheck.versions import Release
 
 # Architectures of the table: (column title, capability or None for the CPU, CPU overrides)
@@ -268,15 +274,10 @@ def _resolution(
             method = moe_method(row.weights, row.inputs, row.fmt, capability)
         except SchemeError:
             return "✗ RuntimeError (no MoE method)"
-        try:
-            name = linear_scheme(row.weights, row.inputs, None, row.fmt, capability, "").name
-        except SchemeError:
-            name = method.removeprefix("CompressedTensors").removesuffix("MoEMethod")
         return Resolution(
             module=module,
             method=method,
-            scheme=name,
-            min_capability=MIN_CAPABILITY.get(name),
+            scheme=moe_scheme(method),
             weights=row.weights,
             inputs=row.inputs,
             format=row.fmt,

@@ -27,10 +27,10 @@ from servecheck.quant.methods import Platform, method_row
 from servecheck.quant.online import OnlineResolver, online_plan
 from servecheck.quant.resolution import Base, Resolution, ResolutionResult, unquantized
 from servecheck.quant.schemes import (
-    MIN_CAPABILITY,
     SchemeError,
     linear_scheme,
     moe_method,
+    moe_scheme,
     wna16_marlin_moe_supported,
 )
 from servecheck.quant.spec import QuantSpec
@@ -408,7 +408,10 @@ class _CTResolver(Base):
                 dicts.append(ts)
                 pats.extend(p)
             patterns = tuple(pats)
-            if not all(d == dicts[-1] for d in dicts):
+            # vLLM compares the scheme dicts by value (weights, activations, format): two
+            # groups with equal arguments are one scheme, whichever group a name matched
+            keys = [self._scheme_value(d) for d in dicts]
+            if not all(k == keys[-1] for k in keys):
                 detail = ", ".join(
                     f"{n.rsplit('.', 1)[-1]}: {d.weights.describe() if d else 'unquantized'}"
                     for n, d in zip(names, dicts, strict=True)
@@ -467,24 +470,27 @@ class _CTResolver(Base):
             # vLLM 0.11/0.24 compressed_tensors_moe.py get_moe_method: Marlin MoE class when
             # check_moe_marlin_supports_layer (judged at TP 1 here).
             method = "CompressedTensorsWNA16MarlinMoEMethod"
-        # The scheme expert 0's projections would get as linears (for the report).
-        try:
-            scheme = linear_scheme(w, i, ts.output_activations, fmt, self.capability, m.name).name
-        except SchemeError:
-            scheme = method.removeprefix("CompressedTensors").removesuffix("MoEMethod")
-        # MoE methods have no capability check of their own (backends decide, see hardware);
-        # the projections' scheme minimum is reported for comparison.
+        # Experts are named by vLLM's MoE method class whatever kernel runs them (below sm_89
+        # W8A8 FP8 experts stay CompressedTensorsW8A8Fp8MoEMethod, run by Marlin).
+        scheme = moe_scheme(method)
+        # MoE methods have no capability check of their own (backends decide, see hardware).
         return Resolution(
             module=m,
             method=method,
             scheme=scheme,
-            min_capability=MIN_CAPABILITY.get(scheme),
+            min_capability=None,
             target=ts.group,
             weights=w,
             inputs=i,
             format=fmt,
             moe_method=method,
         )
+
+    def _scheme_value(self, ts: TargetScheme | None) -> tuple | None:
+        """vLLM's get_scheme_dict value: what get_moe_method compares (no group name)."""
+        if ts is None:
+            return None
+        return (ts.weights, ts.input_activations, ts.output_activations, self.ct.scheme_format(ts))
 
     def findings(self) -> list[Finding]:
         out = self.collector.findings()

@@ -333,6 +333,29 @@ def moe_method(w: QuantArgs, i: QuantArgs | None, fmt: str | None, capability: i
     )
 
 
+# vLLM 0.33 compressed_tensors_moe/*.py: each MoE method class and the scheme name of the
+# linear layers with the same weights (the audit and the kernel selection key on it)
+MOE_METHOD_SCHEMES = {
+    "CompressedTensorsW4A8Mxfp4MoEMethod": "W4A8Mxfp4",
+    "CompressedTensorsW4A4Mxfp4MoEMethod": "W4A4Mxfp4",
+    "CompressedTensorsW8A8Mxfp8MoEMethod": "W8A8Mxfp8",
+    "CompressedTensorsWNA16MoEMethod": "WNA16",
+    "CompressedTensorsWNA16MarlinMoEMethod": "WNA16",
+    "CompressedTensorsW4A4Nvfp4MoEMethod": "W4A4Fp4",
+    "CompressedTensorsW8A8Fp8MoEMethod": "W8A8Fp8",
+    "CompressedTensorsW8A8Int8MoEMethod": "W8A8Int8",
+    "CompressedTensorsW4A8Fp8MoEMethod": "W4A8Fp8",
+    "CompressedTensorsW4A8Int8MoEMethod": "W4A8Int8",
+}
+
+
+def moe_scheme(method: str) -> str:
+    """The scheme name of a MoE method class (its own name without the affixes otherwise)."""
+    return MOE_METHOD_SCHEMES.get(
+        method, method.removeprefix("CompressedTensors").removesuffix("MoEMethod")
+    )
+
+
 def wna16_marlin_moe_supported(hidden: int, intermediate_per_rank: int, w: QuantArgs) -> bool:
     """vLLM 0.24 quantization/utils/marlin_utils.py check_moe_marlin_supports_layer (CUDA):
     gate_up (n, k) = (2 x intermediate, hidden), down = (hidden, intermediate)."""
