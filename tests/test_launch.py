@@ -175,7 +175,8 @@ def test_argparse_errors_are_collected_with_its_words():
 
 
 def test_unknown_arguments_are_kept_not_fatal():
-    launch = parse_args(["--max-num-seq", "64", "--foo", "--tp", "2", "true"], "0.33.0", model="m")
+    args = ["--max-num-seq", "64", "--foo", "--tp", "2", "true"]
+    launch = parse_args(args, "0.33.0", model="m", model_taken=True)
     # --max-num-seq is a unique prefix (argparse takes it); --tp is not an option (-tp is)
     assert launch.unknown == ("--foo", "--tp 2", "true") and not launch.errors
     assert launch.get("max_num_seqs") == 64 and not launch.given("tensor_parallel_size")

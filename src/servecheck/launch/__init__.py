@@ -31,4 +31,5 @@ def read_launch(command: str | Sequence[str], version: str, *, model: str | None
         model=model or cmd.model,
         env=cmd.env,
         source=cmd.source,
+        model_taken=cmd.model is not None,
     )

@@ -42,8 +42,8 @@ def split_command(command: str | Sequence[str]) -> Command:
             raise InputError(f"could not split the command: {exc}") from None
     else:
         tokens = list(command)
-        if len(tokens) == 1 and "LLM(" in tokens[0]:
-            return llm_call(tokens[0])
+        if len(tokens) == 1 and (" " in tokens[0].strip() or "LLM(" in tokens[0]):
+            return split_command(tokens[0])  # the whole command given as one quoted argument
     env, tokens = _leading_env(tokens)
     if len(tokens) >= 2 and _base(tokens[0]) == "vllm" and tokens[1] == "serve":
         rest = tokens[2:]

@@ -71,17 +71,22 @@ def parse_args(
     model: str | None = None,
     env: Mapping[str, str] | None = None,
     source: str = "arguments",
+    model_taken: bool = False,
 ) -> Launch:
-    """Parse `vllm serve` arguments (without `vllm serve`) for release `version`."""
+    """Parse `vllm serve` arguments (without `vllm serve`) for release `version`.
+
+    `model_taken`: the command named its model before these arguments (`vllm serve MODEL`), so
+    any positional argument here is left over, as vLLM's parser reports it."""
     table = arg_table(version)
     state = _State(table)
+    state.model_taken = model_taken
     tokens = _preprocess(list(argv), table, state)
     state.walk(tokens)
+    notes = []
     if model is None:
         model = state.model
-    elif state.model is not None:
-        state.unknown.append(state.model)
-    notes = []
+    elif state.model is not None and state.model != model:
+        notes.append(f"the command's model {state.model} is replaced by {model}")
     if not table.exact:
         notes.append(
             f"vLLM {version}'s arguments were not extracted; reading them as vLLM "
@@ -119,6 +124,7 @@ class _State:
         self.deprecated: list[str] = []
         self.notes: list[str] = []
         self.model: str | None = None
+        self.model_taken = False
 
     # -- argparse --
 
@@ -168,7 +174,7 @@ class _State:
         return i + 1
 
     def positional(self, tok: str) -> None:
-        if self.model is None:
+        if self.model is None and not self.model_taken:
             self.model = tok
         else:
             self.unknown.append(tok)

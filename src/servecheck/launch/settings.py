@@ -38,6 +38,8 @@ MODELLED = frozenset(
         "cpu_offload_gb",
         "kv_cache_memory_bytes",
         "hf_overrides",
+        "rope_scaling",
+        "rope_theta",
         "speculative_config",
         "spec_method",
         "spec_tokens",
@@ -127,7 +129,13 @@ def settings_from(launch: Launch, ver: str) -> LaunchSettings:
     if get("data_parallel_size_local") and dp > int(get("data_parallel_size_local")):
         nodes = max(nodes, -(-dp // int(get("data_parallel_size_local"))))
     findings += _not_modelled(launch, spec, ver)
-    overrides = get("hf_overrides")
+    overrides = dict(get("hf_overrides")) if isinstance(get("hf_overrides"), dict) else {}
+    # vLLM 0.10 config.py ModelConfig.__post_init__: --rope-scaling / --rope-theta (until
+    # 0.11) are added to the hf_overrides
+    if get("rope_scaling"):
+        overrides["rope_scaling"] = get("rope_scaling")
+    if get("rope_theta") is not None:
+        overrides["rope_theta"] = get("rope_theta")
     return LaunchSettings(
         tp=int(get("tensor_parallel_size") or 1),
         pp=int(get("pipeline_parallel_size") or 1),
@@ -135,7 +143,7 @@ def settings_from(launch: Launch, ver: str) -> LaunchSettings:
         ep=bool(get("enable_expert_parallel")),
         nodes=nodes,
         options=options,
-        hf_overrides=overrides if isinstance(overrides, dict) else {},
+        hf_overrides=overrides,
         quantization=get("quantization"),
         dtype=get("dtype") if get("dtype") not in (None, "auto") else None,
         disable_sliding_window=bool(get("disable_sliding_window")),

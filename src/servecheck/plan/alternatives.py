@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servecheck.plan.config import GIB, ServeOptions, table
-from servecheck.plan.layouts import Layout
+from servecheck.plan.layouts import Layout, enumerate_layouts
 from servecheck.plan.memory import gib
 from servecheck.plan.planner import Plan, make_plan
 
@@ -202,15 +202,26 @@ def _utilization(plan: Plan, options: ServeOptions, replan) -> Alternative | Non
 
 
 def _more_gpus(report: Any, gpu: Any, plan: Plan, model_arg: str, env) -> Alternative | None:
-    """The fewest GPUs of the same kind on which a layout fits: more in the node (up to 8, or
-    the node's size), then whole nodes."""
-    node = plan.gpus_per_node if plan.gpus_per_node > 1 else 8
+    """The fewest GPUs of the same kind on which a layout fits: more in the machine (up to 8,
+    or the node's size when larger), then whole nodes of that size."""
+    if _closest(plan).status not in ("weights", "no-kv", "context"):
+        return None  # more GPUs do not change a start-up or graph-capture failure
+    node = max(plan.gpus_per_node, 8)  # a machine holds up to 8 GPUs unless told more
     total = plan.total_gpus
     shapes = [(c, 1) for c in (2, 4, 8) if total < c <= node]
     shapes += [(node, k) for k in range(2, 9) if node * k > total and node * k <= MAX_GPUS]
     options = dataclasses.replace(plan.options, enable_expert_parallel=None)
+    moe = bool(getattr(report.model, "is_moe", False))
     for node_gpus, nodes in shapes:
-        p = make_plan(report, gpu, node_gpus, nodes, options, model_arg=model_arg, env=env)
+        # the model split over all of them (no replicas): the fewest GPUs that hold it
+        only = [
+            lay
+            for lay in enumerate_layouts(node_gpus, nodes, moe, data_parallel=False)
+            if lay.world == node_gpus * nodes
+        ]
+        p = make_plan(
+            report, gpu, node_gpus, nodes, options, model_arg=model_arg, env=env, only=only
+        )
         if p.fits:
             count = node_gpus * nodes
             where = f"{nodes} nodes x {node_gpus}" if nodes > 1 else f"{count}"
@@ -230,12 +241,22 @@ def _other_gpus(report: Any, gpu: Any, plan: Plan, recheck_gpu) -> list[Alternat
     from servecheck.hardware.gpus import load_gpus
 
     count = plan.total_gpus
-    options = dataclasses.replace(plan.options, enable_expert_parallel=None)
+    layout = _closest(plan).layout
     screened = []
     for row in load_gpus():
         if row.name == gpu.name or row.total_memory_bytes <= gpu.total_memory_bytes:
             continue
-        p = make_plan(report, row, plan.gpus_per_node, plan.nodes, options, model_arg=plan.model)
+        # a quick screen: the same layout and options on this GPU's memory
+        p = make_plan(
+            report,
+            row,
+            plan.gpus_per_node,
+            plan.nodes,
+            plan.options,
+            model_arg=plan.model,
+            only=[layout],
+            exact=True,
+        )
         if p.fits:
             screened.append(row)
     screened.sort(key=lambda r: (r.total_memory_bytes, r.name))
