@@ -139,3 +139,68 @@ def test_llama4_text_only_checkpoint_class():
     names = {m.name for m in inv.modules}
     assert "model.layers.47.feed_forward.experts" in names
     assert not any(n.startswith("vision_model") for n in names)
+
+
+def names_of(folder: str) -> tuple[set[str], object]:
+    report = check(CONFIGS / folder, vllm_version="0.33.0")
+    assert report.inventory.derivation == "exact"
+    assert not [f.code for f in report.findings if f.severity.value == "error"]
+    return {m.name for m in report.inventory.modules}, report.inventory
+
+
+def test_qwen3_vl_tower_deepstack_mergers_and_qwen3_language_model():
+    names, inv = names_of("qwen3-vl-8b-instruct")
+    assert "visual.pos_embed" in names and "visual.blocks.26.mlp.linear_fc2" in names
+    assert {"visual.deepstack_merger_list.2.linear_fc1", "visual.merger.norm"} <= names
+    assert "language_model.model.layers.35.self_attn.q_norm" in names
+    by = inv.by_name()
+    # deepstack mergers normalise the merged patches (1152 x 2 x 2), the main merger each patch
+    assert by["visual.deepstack_merger_list.0.norm"].params[0].shape == (4608,)
+    assert by["visual.merger.norm"].params[0].shape == (1152,)
+    assert by["visual.merger.linear_fc2"].out_features == 4096
+    assert inv.vllm_name("model.language_model.layers.0.mlp.up_proj.weight") == (
+        "language_model.model.layers.0.mlp.up_proj.weight"
+    )
+
+
+def test_qwen3_vl_moe_experts_fused_in_the_release():
+    _, inv = names_of("qwen3-vl-30b-a3b-instruct")
+    experts = inv.by_name()["language_model.model.layers.0.mlp.experts"].experts
+    assert (experts.num_experts, experts.intermediate_size) == (128, 768)
+    assert experts.fused_layout == "gate_up_3d"
+    assert inv.by_name()["language_model.model.layers.0.mlp.gate"].receives_quant_config
+
+
+def test_mistral3_pixtral_tower_and_projector():
+    names, inv = names_of("mistral-small-3.1-24b-instruct")
+    assert "vision_tower.transformer.layers.23.feed_forward.gate_up_proj" in names
+    merging = inv.by_name()["multi_modal_projector.patch_merger.merging_layer"]
+    # a plain torch Linear: never quantized
+    assert merging.layer_class == "Linear" and not merging.receives_quant_config
+    assert merging.in_features == 1024 * 4
+    assert inv.by_name()["multi_modal_projector.linear_2"].out_features == 5120
+    assert inv.vllm_name("model.vision_tower.ln_pre.weight") == "vision_tower.ln_pre.weight"
+
+
+def test_mistral3_tower_stops_at_the_feature_layer():
+    config = json.loads((CONFIGS / "mistral-small-3.1-24b-instruct" / "config.json").read_text())
+    config["vision_feature_layer"] = -2
+    _, inv = inventory(config)
+    names = {m.name for m in inv.modules}
+    assert "vision_tower.transformer.layers.22.attention.qkv_proj" in names
+    assert "vision_tower.transformer.layers.23.attention.qkv_proj" not in names
+
+
+def test_glm45v_moe_language_model_and_tower():
+    names, inv = names_of("glm-4.5v")
+    by = inv.by_name()
+    assert "language_model.model.layers.0.mlp.gate_up_proj" in names  # first_k_dense_replace
+    router = by["language_model.model.layers.1.mlp.gate"]
+    assert router.weight_dtype == "F32" and not router.receives_quant_config
+    assert by["language_model.model.layers.1.mlp.shared_experts.down_proj"].in_features == 1408
+    qkv = by["language_model.model.layers.1.self_attn.qkv_proj"]
+    assert qkv.bias and qkv.out_features == (96 + 2 * 8) * 128
+    # the vision blocks' MLP is out_hidden_size wide; the merger's is intermediate_size
+    assert by["visual.blocks.0.mlp.gate_up_proj"].out_features == 2 * 4096
+    assert by["visual.merger.gate_up_proj"].out_features == 2 * 10944
+    assert inv.loader.skip_layers_from == 46

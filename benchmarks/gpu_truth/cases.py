@@ -518,6 +518,22 @@ CASES += [
         "(about 72k tokens predicted)",
         **TEXT_ONLY,
     ),
+    _arch(
+        "dummy-qwen3-vl-30b-a3b-textonly-len32k-u090",
+        "qwen3-vl-30b-a3b-instruct",
+        17,
+        32768,
+        "Qwen3-VL MoE (experts fused in the release), text only",
+        **TEXT_ONLY,
+    ),
+    _arch(
+        "dummy-mistral-small-3.1-24b-textonly-len32k-u090",
+        "mistral-small-3.1-24b-instruct",
+        18,
+        32768,
+        "Mistral3 (Pixtral tower), text only",
+        **TEXT_ONLY,
+    ),
 ]
 
 

@@ -19,7 +19,8 @@ from servecheck.source.local import Checkpoint
 from servecheck.source.safetensors import TensorInfo
 from servecheck.versions import Release, VllmVersion, feature
 
-_LAYER = re.compile(r"^model\.layers\.(\d+)\.")
+# decoder layers, also under a multimodal model's language_model prefix
+_LAYER = re.compile(r"^(?:language_model\.)?model\.layers\.(\d+)\.")
 # vLLM 0.33 quantization/base_config.py _ignore_unexpected_suffixes (+ rotary buffers and
 # g_idx, which every loader drops): tensors no loader complains about.
 ALWAYS_DROPPED = (

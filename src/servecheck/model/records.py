@@ -103,6 +103,8 @@ class Record:
     mixer: dict[str, Any] = field(default_factory=dict)
     towers: tuple[dict[str, Any], ...] = ()
     mtp: str = ""  # "" | "deepseek" (num_nextn_predict_layers after the decoder layers)
+    # the loader skips layers from num_hidden_layers on (MTP layers stored after the decoder)
+    skip_mtp: bool = False
     packed: dict[str, tuple[str, ...]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 

@@ -28,6 +28,7 @@ from servecheck.model.inventory import (
     CacheLayer,
     Experts,
     Inventory,
+    LoaderRules,
     Module,
     Param,
     attention,
@@ -394,6 +395,8 @@ def build(cfg: ModelConfig, record: Record, names: Collection[str] | None = None
         cache_layers=tuple(cache),
         derivation="exact" if record.exact else "config",
         ckpt_prefixes=_ckpt_prefixes(record),
+        # vLLM 0.33 models/glm4_moe.py Glm4MoeModel.load_weights skips spec-decode layers
+        loader=LoaderRules(skip_layers_from=cfg.num_layers) if record.skip_mtp else LoaderRules(),
     )
 
 
