@@ -51,7 +51,6 @@ GPU_NAMES = {
 # Stub configs that do not describe the weights (calibration/configs/SOURCES.md).
 WEIGHTS_NOT_COMPARABLE = {
     "meta-llama--Meta-Llama-3.1-405B-Instruct-FP8": "stub lacks modules_to_not_convert",
-    "mistralai--Mistral-Small-3.2-24B-Instruct-2506": "stub has no intermediate_size or vision",
 }
 # Version assumed where a record states none (the llm-d recipe pins vllm-openai:v0.11.0).
 DEFAULT_VERSION = "0.11.0"
