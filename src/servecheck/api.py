@@ -202,6 +202,7 @@ def check_checkpoint(
         method=pre.method,
         plat=plat,
         tp=max(target.count, 1),
+        tensors=ckpt.tensors,
     )
     findings: list[Finding] = [
         *version.findings(),

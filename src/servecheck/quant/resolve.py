@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import quant_config as qc_rules
 from servecheck.findings.rules import resolution as rules
@@ -34,6 +36,7 @@ from servecheck.quant.schemes import (
     wna16_marlin_moe_supported,
 )
 from servecheck.quant.spec import QuantSpec
+from servecheck.source.safetensors import TensorInfo
 from servecheck.versions import VllmVersion
 
 # vLLM 0.33 fp8.py Fp8Config.get_min_capability
@@ -68,9 +71,11 @@ def resolve(
     method: str | None = None,
     plat: Platform | None = None,
     tp: int = 1,
+    tensors: Mapping[str, TensorInfo] | None = None,
 ) -> ResolutionResult:
     """Resolve all modules. capability: the target GPU's (major*10+minor) or None; ``method``:
-    the method vLLM settled on (quant/preflight.py), default the checkpoint's."""
+    the method vLLM settled on (quant/preflight.py), default the checkpoint's; ``tensors``: the
+    checkpoint's headers (None for a config alone)."""
     method = method or quant.method
     plat = plat or Platform("cuda" if capability is not None else "none", capability)
     row = method_row(method, version) if method else None
@@ -79,7 +84,7 @@ def resolve(
     elif method in WNA16_METHODS and row is not None:
         from servecheck.quant.wna16 import Wna16Config, Wna16Resolver
 
-        cfg = Wna16Config.parse(WNA16_METHODS[method], quant.raw)
+        cfg = Wna16Config.parse(WNA16_METHODS[method], quant.raw).with_headers(tensors, version)
         resolver = Wna16Resolver(inventory, cfg, method, row.config_class, version, plat, tp)
     elif method == "bitsandbytes" and row is not None:
         from servecheck.quant.bnb import BnbConfig, BnbResolver

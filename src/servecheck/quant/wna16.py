@@ -14,7 +14,8 @@ registers for the method vLLM settled on (quant/methods.py), so one resolver cov
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from servecheck.findings.rules import wna16 as rules
@@ -22,9 +23,12 @@ from servecheck.model.inventory import EXPERTS, LM_HEAD, Inventory, Module
 from servecheck.quant.args import QuantArgs
 from servecheck.quant.methods import MARLIN_GROUP_SIZES, Platform, gptq_type, marlin_types
 from servecheck.quant.resolution import Base, Resolution, unquantized
+from servecheck.source.safetensors import TensorInfo
 from servecheck.versions import VllmVersion
 
 SRC = "model_executor/layers/quantization/"
+# vLLM 0.33 auto_gptq.py maybe_update_config: unquant_dtypes (float16, bfloat16, float32)
+FLOAT_DTYPES = frozenset({"F16", "BF16", "F32"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,24 @@ class Wna16Config:
             modules_to_not_convert=tuple(raw.get("modules_to_not_convert") or ()),
             modules_in_block=tuple(str(x) for x in flat),
         )
+
+    def with_headers(
+        self, tensors: Mapping[str, TensorInfo] | None, version: VllmVersion
+    ) -> Wna16Config:
+        """vLLM's maybe_update_config: the quantized layers read from the safetensors headers
+        when the config does not list them (GPTQ modules_in_block_to_quantize, AWQ
+        modules_to_not_convert). ``tensors``: the headers (None: a config alone)."""
+        if tensors is None or self.kind not in version.feature("wna16_layers_from_headers"):
+            return self
+        layers = {name.rsplit(".", 1)[0] for name in tensors}
+        quantized = {
+            name.rsplit(".", 1)[0] for name, t in tensors.items() if t.dtype not in FLOAT_DTYPES
+        }
+        if self.kind == "gptq" and not self.modules_in_block:
+            return replace(self, modules_in_block=tuple(sorted(quantized)))
+        if self.kind == "awq" and not self.modules_to_not_convert:
+            return replace(self, modules_to_not_convert=tuple(sorted(layers - quantized)))
+        return self
 
     @property
     def weight_type(self) -> str:
