@@ -18,11 +18,23 @@ from fixtures import broken
 CKPTS = broken.FIXTURES
 MANIFEST = json.loads((CKPTS / "MANIFEST.json").read_text())["checkpoints"]
 CHECKPOINT_FILES = {"config.json", "generation_config.json", "model.safetensors", "recipe.yaml"}
+# tests/fixtures/make_formats.py: checkpoints made by other formats' own tools
+FORMATS = json.loads((CKPTS / "MANIFEST-formats.json").read_text())
 
 
 def test_manifest_lists_every_checkpoint_folder() -> None:
     on_disk = {p.name for p in CKPTS.iterdir() if p.is_dir()}
-    assert on_disk == set(MANIFEST)
+    assert on_disk == set(MANIFEST) | set(FORMATS)
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_formats_manifest_sha256(name: str) -> None:
+    folder = CKPTS / name
+    files = FORMATS[name]["files"]
+    assert {p.name for p in folder.iterdir()} == set(files)
+    for fname, meta in files.items():
+        data = (folder / fname).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == meta["sha256"], fname
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))

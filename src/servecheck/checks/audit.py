@@ -103,6 +103,22 @@ class _Index:
         return projs.get(proj)
 
 
+# vLLM 0.27 model_loader/bitsandbytes_loader.py _is_4bit_weight_name / _is_8bit_weight_name:
+# the quantization state bitsandbytes saves beside each weight, which the loader consumes
+BNB_4BIT_STATE = ("absmax", "quant_map", "nested_absmax", "nested_quant_map", "bitsandbytes")
+
+
+def bnb_state_owner(name: str) -> str | None:
+    """The checkpoint prefix of the layer a bitsandbytes quantization-state tensor belongs to
+    (None: not a quantization-state tensor)."""
+    if name.lower().endswith(".weight_format"):
+        return name.rsplit(".", 1)[0]
+    head, sep, tail = name.partition(".weight.")
+    if sep and any(s in tail.rsplit(".", 1)[-1] for s in BNB_4BIT_STATE):
+        return head
+    return None
+
+
 def audit(
     ckpt: Checkpoint,
     cfg: ModelConfig,
@@ -127,7 +143,15 @@ def audit(
     unowned_names: list[str] = []
     router_quant: list[str] = []
     prefixes = index.prefixes
+    bnb = str((ckpt.config.get("quantization_config") or {}).get("quant_method")) == "bitsandbytes"
     for name, t in tensors.items():
+        state_of = bnb_state_owner(name) if bnb else None
+        if state_of is not None:
+            # bitsandbytes quantization state: the module's bytes, consumed by the loader
+            owner = prefixes.get(state_of) or index.lookup(state_of)
+            if owner is not None:
+                module_bytes[owner.module.name] += t.nbytes
+                continue
         prefix, _, suffix = name.rpartition(".")
         owner = prefixes.get(prefix) or index.lookup(prefix)
         if owner is None:

@@ -136,13 +136,16 @@ def _modelopt_fp4(out_f: int, in_f: int, bits: int, group: int) -> list[Spec]:
 
 
 def _bnb(out_f: int, in_f: int, bits: int, group: int) -> list[Spec]:
+    # transformers' bitsandbytes serialization: the weight itself is checked (vLLM 0.27's
+    # bitsandbytes loader needs the quantized weight and its quant state for every layer it
+    # built with the bitsandbytes methods, experts included); the quant state's layout varies
     if bits == 8:
         return [
-            Spec("weight", frozenset({"I8"}), (out_f, in_f), "estimate"),
+            Spec("weight", frozenset({"I8"}), (out_f, in_f), "weight"),
             Spec("SCB", frozenset({"F32"}), (out_f,), "estimate"),
         ]
     return [
-        Spec("weight", frozenset({"U8"}), (out_f * in_f // 2, 1), "estimate"),
+        Spec("weight", frozenset({"U8"}), (out_f * in_f // 2, 1), "weight"),
         Spec("absmax", frozenset({"F32"}), (out_f * in_f // 64,), "estimate"),
     ]
 
