@@ -204,3 +204,99 @@ def test_glm45v_moe_language_model_and_tower():
     assert by["visual.blocks.0.mlp.gate_up_proj"].out_features == 2 * 4096
     assert by["visual.merger.gate_up_proj"].out_features == 2 * 10944
     assert inv.loader.skip_layers_from == 46
+
+
+REAL = Path("/work/shared/real_configs")
+
+
+def v32_config(**over) -> dict:
+    config = {
+        "architectures": ["DeepseekV32ForCausalLM"],
+        "model_type": "deepseek_v32",
+        "hidden_size": 256,
+        "intermediate_size": 512,
+        "moe_intermediate_size": 128,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "n_routed_experts": 4,
+        "n_shared_experts": 1,
+        "num_experts_per_tok": 2,
+        "first_k_dense_replace": 1,
+        "q_lora_rank": 128,
+        "kv_lora_rank": 64,
+        "qk_nope_head_dim": 32,
+        "qk_rope_head_dim": 16,
+        "v_head_dim": 32,
+        "index_head_dim": 128,
+        "index_n_heads": 8,
+        "index_topk": 64,
+        "topk_method": "noaux_tc",
+        "vocab_size": 1024,
+        "num_nextn_predict_layers": 1,
+        "torch_dtype": "bfloat16",
+    }
+    config.update(over)
+    return config
+
+
+def test_deepseek_v32_indexer_modules_and_key_cache():
+    cfg, inv = inventory(v32_config())
+    assert inv.derivation == "exact"
+    by = inv.by_name()
+    p = "model.layers.1.self_attn.indexer"
+    assert by[f"{p}.wq_b"].in_features == 128 and by[f"{p}.wq_b"].out_features == 8 * 128
+    wk = by[f"{p}.wk_weights_proj"]
+    assert not wk.receives_quant_config and [s.out_features for s in wk.shards] == [128, 8]
+    assert {q.dtype for q in by[f"{p}.k_norm"].params} == {"F32"}
+    # MTP layer 4 has its own indexer
+    assert by["model.layers.4.self_attn.indexer.wq_b"].mtp
+    # per layer and token: the latent (64 + 16) x 2 bytes and 128 FP8 keys + 1 fp32 scale
+    spec = kv_spec(cfg, inv, Layout(tp=1), "bfloat16", 64)
+    assert spec.bytes_per_token(0) == 4 * ((64 + 16) * 2 + 132)
+    fp8 = kv_spec(cfg, inv, Layout(tp=1), "fp8", 64)
+    assert fp8.bytes_per_token(0) == 4 * (656 + 132)
+
+
+def test_deepseek_v32_index_topk_freq_skips_indexers():
+    _, inv = inventory(v32_config(num_hidden_layers=6, index_topk_freq=2))
+    with_indexer = sorted({m.layer for m in inv.modules if ".indexer." in m.name})
+    # vLLM 0.24+: max(i - 2 + 1, 0) % 2 != 0 skips; MTP layer 6 always builds one
+    assert with_indexer == [0, 1, 3, 5, 6]
+    assert sum(c.kind == "indexer" for c in inv.cache_layers if not c.mtp) == 4
+
+
+def test_deepseek_v32_fp8_wk_is_accepted(tmp_path):
+    from tests.fixtures.broken import write_safetensors
+
+    from servecheck.checks.expected import module_tensors
+
+    (tmp_path / "config.json").write_text(json.dumps(v32_config()))
+    report = check(tmp_path, vllm_version="0.33.0")
+    by_res = report.resolution.by_name()
+    tensors = {}
+    for m in report.inventory.modules:
+        for exp in module_tensors(m, by_res[m.name]):
+            if exp.shape is None:
+                continue
+            n = 1
+            for d in exp.shape:
+                n *= d
+            dtype = "F32" if exp.dtypes == frozenset({"F32"}) else "BF16"
+            tensors[exp.name] = (dtype, exp.shape, bytes(n * (4 if dtype == "F32" else 2)))
+    for i in range(5):
+        wk = f"model.layers.{i}.self_attn.indexer.wk"
+        tensors[f"{wk}.weight"] = ("F8_E4M3", (128, 256), bytes(128 * 256))
+        tensors[f"{wk}.weight_scale_inv"] = ("F32", (1, 2), bytes(8))
+    write_safetensors(tmp_path / "model.safetensors", tensors)
+    report = check(tmp_path, vllm_version="0.33.0")
+    assert [f.code for f in report.findings if f.severity.value in ("error", "warning")] == []
+
+
+def test_real_sparse_attention_configs_are_exact():
+    for name in ("deepseek-ai__DeepSeek-V3.2", "zai-org__GLM-5-FP8"):
+        if not (REAL / name).exists():
+            continue
+        report = check(REAL / name, vllm_version="0.33.0")
+        assert report.inventory.derivation == "exact"
+        assert "A004" not in [f.code for f in report.findings]

@@ -179,9 +179,14 @@ def prefix_specs(m: Module, res: Resolution) -> dict[str, list[Spec]]:
     """Non-expert modules: checkpoint prefix -> specs (shards, plus the module's own params)."""
     out: dict[str, list[Spec]] = {}
     for shard in m.shards:
-        out.setdefault(shard.ckpt_name, []).extend(
-            linear_specs(shard.out_features, m.in_features, res, m.bias, m.weight_dtype)
-        )
+        specs = linear_specs(shard.out_features, m.in_features, res, m.bias, m.weight_dtype)
+        if m.upcast_fp8 and res.scheme is None:
+            # an FP8 block-quantized copy the loader dequantizes is accepted too
+            specs = [
+                s._replace(dtypes=s.dtypes | FP8) if s.role == "weight" and s.dtypes else s
+                for s in specs
+            ] + [Spec("weight_scale_inv", None, None, "estimate")]
+        out.setdefault(shard.ckpt_name, []).extend(specs)
     for p in m.params:
         dtypes = frozenset({p.dtype}) | FLOAT_DTYPES if p.dtype else FLOAT_DTYPES
         out.setdefault(m.ckpt_prefix, []).append(Spec(p.suffix, dtypes, p.shape, "param"))

@@ -124,6 +124,9 @@ class Module:
     ckpt_name: str | None = None
     # How tensor parallelism splits it: column, row, replicated, vocab, experts, none.
     tp_split: str = "none"
+    # The loader dequantizes an FP8 checkpoint weight (with its weight_scale_inv) into this
+    # unquantized module (vLLM 0.33 deepseek_v2.py _try_load_fp8_indexer_wk).
+    upcast_fp8: bool = False
 
     @property
     def is_linear(self) -> bool:
@@ -148,7 +151,8 @@ class CacheLayer:
     parallelism: attention KV per token, or recurrent state per sequence.
 
     kind: full | sliding | chunked (attention, K and V per token), mla (one latent per token),
-    mamba | mamba2 | gdn | linear_attention | short_conv (state per sequence).
+    indexer (a sparse-attention indexer's key cache: `fixed_bytes` per token whatever the KV
+    dtype), mamba | mamba2 | gdn | linear_attention | short_conv (state per sequence).
     `state` holds the unsharded dimensions the state shapes are computed from (vLLM 0.33
     layers/mamba/mamba_utils.py MambaStateShapeCalculator).
     """
@@ -162,10 +166,12 @@ class CacheLayer:
     state: tuple[tuple[str, int], ...] = ()
     state_dtype: str | None = None  # a fixed SSM (temporal) state dtype, None = the model's
     mtp: bool = False
+    fixed_bytes: int = 0  # bytes per token of a cache whose dtype is fixed (indexer)
+    sparse: bool = False  # MLA read by sparse attention (DeepSeek-V3.2's FP8 layout)
 
     @property
     def is_attention(self) -> bool:
-        return self.kind in ("full", "sliding", "chunked", "mla")
+        return self.kind in ("full", "sliding", "chunked", "mla", "indexer")
 
     def dim(self, name: str) -> int:
         return dict(self.state)[name]

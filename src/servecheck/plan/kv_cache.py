@@ -38,6 +38,8 @@ KV_DTYPE_BYTES = {
 # (transformers Qwen2Config / Qwen3Config set sliding_window to None then; vLLM reads
 # hf_text_config.sliding_window, config/model.py get_sliding_window).
 _USE_SLIDING_WINDOW_FLAG = ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe")
+# DeepSeek-V3.2's FP8 MLA layout: 512 FP8 latent values, 4 fp32 scales, 64 bf16 rope values
+FP8_DS_MLA_BYTES = 656
 
 
 @dataclass(frozen=True, order=True)
@@ -188,6 +190,13 @@ def _from_cache_layers(
     hybrid_off = any(c.kind == "chunked" for c in layers)
 
     def per_token(c: CacheLayer) -> int:
+        if c.kind == "indexer":
+            return c.fixed_bytes
+        if c.kind == "mla" and c.sparse and dtype_bytes == 1:
+            # vLLM 0.24/0.33 attention/mla_attention.py _canonicalize_sparse_mla_kv_cache_dtype:
+            # FLASHMLA_SPARSE stores an FP8 cache as fp8_ds_mla, 656 bytes per token
+            # (v1/kv_cache_interface.py MLAAttentionSpec.real_page_size_bytes)
+            return FP8_DS_MLA_BYTES
         if c.kind == "mla":
             return c.head_size * dtype_bytes
         kv = max(c.kv_heads, 1)
@@ -214,7 +223,7 @@ def _from_cache_layers(
             if start <= c.layer < end:
                 stage = s
         if c.is_attention:
-            kind = c.kind
+            kind = "full" if c.kind == "indexer" else c.kind
             window = c.window if kind == "sliding" and not hybrid_off else None
             if kind in ("chunked", "sliding") and window is None:
                 kind = "full"
@@ -243,6 +252,11 @@ def kv_groups(layers: tuple[LayerSpec, ...], era: Era) -> Groups:
     if not layers:
         return Groups(0, ())
     buckets = Counter(layers)
+    if not era.v0 and len(buckets) > 1 and all(s.kind in ("full", "mla") for s in buckets):
+        # vLLM 0.11+ v1/core/kv_cache_utils.py UniformTypeKVCacheSpecs: layers needing the same
+        # token slots with different page sizes (MLA beside its indexer cache) form one group
+        # whose block holds every layer's page
+        return Groups(1, (LayerSpec("full", sum(s.bytes_per_token for s in layers)),))
     if era.v0 or len(buckets) == 1:
         # V0 has no hybrid allocator: every layer is one pool (sliding windows as full).
         first = layers[0] if len(buckets) == 1 else LayerSpec("full", layers[0].bytes_per_token)

@@ -1,6 +1,9 @@
-"""DeepSeek-V2/V3 (and Kimi-K2, which reuses DeepseekV3ForCausalLM): MLA attention + MoE."""
+"""DeepSeek-V2/V3 (and Kimi-K2, which reuses DeepseekV3ForCausalLM): MLA attention + MoE;
+DeepSeek-V3.2 and GLM-5 (configs with `index_topk`) add the sparse-attention indexer."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from servecheck.model.arch.dense import attention_block, top_level
 from servecheck.model.arch.moe import mtp_extras, router, shared_and_routed_experts
@@ -10,9 +13,12 @@ from servecheck.model.inventory import (
     ATTN_MLA_KV_B,
     ATTN_MLA_Q,
     ATTN_O,
+    OTHER,
+    CacheLayer,
     Inventory,
     LoaderRules,
     Module,
+    Param,
     attention,
     gated_mlp,
     linear,
@@ -95,7 +101,98 @@ def mla_attention(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
         )
     )
     modules.append(attention(p, i, mtp))
+    if has_indexer(cfg, i):
+        modules += indexer_modules(cfg, i, mtp)
     return modules
+
+
+# Indexer keys are FP8 in blocks of 128 values, each block with one fp32 scale (vLLM 0.33
+# deepseek_v2.py Indexer quant_block_size)
+INDEXER_QUANT_BLOCK = 128
+
+
+def is_sparse(cfg: ModelConfig) -> bool:
+    # vLLM 0.33 deepseek_v2.py DeepseekV2MLAAttention: is_v32 = hasattr(config, "index_topk")
+    return "index_topk" in cfg.raw
+
+
+def has_indexer(cfg: ModelConfig, i: int) -> bool:
+    """Whether layer i builds an indexer (vLLM 0.24+ deepseek_v2.py / 0.33 models/deepseek_v32
+    attention.py: index_topk_freq / index_topk_pattern skip some backbone layers; MTP layers
+    always have one)."""
+    if not is_sparse(cfg):
+        return False
+    if i >= cfg.num_layers:
+        return True
+    pattern = cfg.raw.get("index_topk_pattern")
+    if isinstance(pattern, str | list) and pattern:
+        return not (i < len(pattern) and pattern[i] == "S")
+    freq = int(cfg.raw.get("index_topk_freq", 1) or 1)
+    offset = int(cfg.raw.get("index_skip_topk_offset", 2) or 0)
+    return max(i - offset + 1, 0) % freq == 0
+
+
+def indexer_modules(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
+    """vLLM 0.33 deepseek_v2.py Indexer: wq_b (replicated, quantized like the model), wk and
+    weights_proj fused into one unquantized replicated linear (an FP8 wk is dequantized at
+    load), an fp32 LayerNorm on the keys. The key cache is a CacheLayer of kind "indexer"."""
+    p = f"model.layers.{i}.self_attn.indexer"
+    heads = int(cfg.raw.get("index_n_heads", 64))
+    head_dim = int(cfg.raw.get("index_head_dim", 128))
+    wk = linear(
+        f"{p}.wk_weights_proj",
+        OTHER,
+        "MergedColumnParallelLinear",
+        cfg.hidden_size,
+        [(f"{p}.wk", head_dim), (f"{p}.weights_proj", heads)],
+        layer=i,
+        receives_quant_config=False,
+        tp_split="replicated",
+        mtp=mtp,
+    )
+    return [
+        linear(
+            f"{p}.wq_b",
+            OTHER,
+            "ReplicatedLinear",
+            cfg.q_lora_rank or cfg.hidden_size,
+            [(f"{p}.wq_b", heads * head_dim)],
+            layer=i,
+            tp_split="replicated",
+            mtp=mtp,
+        ),
+        dataclasses.replace(wk, upcast_fp8=True),
+        Module(
+            name=f"{p}.k_norm",
+            kind="norm",
+            layer_class="LayerNorm",
+            layer=i,
+            receives_quant_config=False,
+            params=(Param("weight", (head_dim,), "F32"), Param("bias", (head_dim,), "F32")),
+            mtp=mtp,
+            tp_split="replicated",
+        ),
+    ]
+
+
+def cache_layers(cfg: ModelConfig) -> tuple[CacheLayer, ...]:
+    """DeepSeek-V3.2's caches per layer: the MLA latent (kv_lora_rank + rope dims) and the
+    indexer's FP8 keys with their scales, head_dim + head_dim / 128 x 4 bytes per token
+    (vLLM 0.33 deepseek_v2.py DeepseekV32IndexerCache, an MLAAttentionSpec of uint8)."""
+    latent = (cfg.kv_lora_rank or 0) + cfg.qk_rope_head_dim
+    head_dim = int(cfg.raw.get("index_head_dim", 128))
+    index_bytes = head_dim + head_dim // INDEXER_QUANT_BLOCK * 4
+    out: list[CacheLayer] = []
+    for i in range(cfg.num_layers + cfg.num_nextn_predict_layers):
+        mtp = i >= cfg.num_layers
+        out.append(CacheLayer(i, "mla", kv_heads=1, head_size=latent, mtp=mtp, sparse=True))
+        if has_indexer(cfg, i):
+            out.append(
+                CacheLayer(
+                    i, "indexer", kv_heads=1, head_size=head_dim, fixed_bytes=index_bytes, mtp=mtp
+                )
+            )
+    return tuple(out)
 
 
 def is_moe_layer(cfg: ModelConfig, i: int) -> bool:
@@ -142,4 +239,5 @@ def build(cfg: ModelConfig) -> Inventory:
         # vLLM 0.33 deepseek_v2.py DeepseekV2ForCausalLM.load_weights: a hand-written loop over
         # params_dict (KeyError on unknown names) that skips spec-decode (MTP) layers
         loader=LoaderRules(style="manual", skip_layers_from=cfg.num_layers),
+        cache_layers=cache_layers(cfg) if is_sparse(cfg) else (),
     )
