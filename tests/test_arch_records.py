@@ -267,8 +267,7 @@ def test_deepseek_v32_index_topk_freq_skips_indexers():
 
 
 def test_deepseek_v32_fp8_wk_is_accepted(tmp_path):
-    from tests.fixtures.broken import write_safetensors
-
+    from fixtures.broken import write_safetensors
     from servecheck.checks.expected import module_tensors
 
     (tmp_path / "config.json").write_text(json.dumps(v32_config()))
