@@ -7,7 +7,7 @@ import json
 from clirun import invoke
 from conftest import EXAMPLES, FIXTURES, ROOT
 from fixtures import broken
-from servecheck.findings.catalog import all_rules
+from servecheck.findings.rules import all_rules
 
 
 def test_json_contract():

@@ -17,7 +17,7 @@ import pytest
 from clirun import invoke
 from conftest import ROOT
 from servecheck.explain import explain_text, load_signatures, parse_log
-from servecheck.findings.catalog import all_rules
+from servecheck.findings.rules import all_rules
 
 LOGS = ROOT / "tests" / "data" / "logs"
 CATALOG = ROOT.parent / "shared" / "research" / "failure-catalog.md"

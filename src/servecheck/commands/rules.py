@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from servecheck.errors import InputError
-    from servecheck.findings.catalog import all_rules
+    from servecheck.findings.rules import all_rules
     from servecheck.render import rules as render
     from servecheck.versions import resolve_version
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 PIPE_WIDTH = 1000  # "full width": wide enough that no table or line is wrapped in a pipe
+VERDICT_STYLE = {"ok": "bold green", "warn": "bold yellow", "fail": "bold red"}
 
 
 def make_console(stderr: bool = False) -> Console:

@@ -22,7 +22,7 @@ def emit(expl: Explanation, args: argparse.Namespace) -> None:
 
 def to_dict(expl: Explanation) -> dict[str, Any]:
     """JSON form of an explanation. Field names are a contract: extend, never rename."""
-    from servecheck.findings.catalog import all_rules
+    from servecheck.findings.rules import all_rules
 
     registry = all_rules()
     data: dict[str, Any] = {
@@ -64,7 +64,7 @@ def render_text(expl: Explanation, console: Console) -> None:
 
     from rich.markup import escape
 
-    from servecheck.findings.catalog import all_rules
+    from servecheck.findings.rules import all_rules
 
     if expl.match is None:
         console.print("[bold yellow]no known signature[/]")

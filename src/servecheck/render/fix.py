@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from servecheck.fix import FixOutcome
 from servecheck.fix.agreement import Disagreement
-from servecheck.render.console import make_console, write, write_json
+from servecheck.render.console import VERDICT_STYLE, make_console, write, write_json
 
 DIFF_LINES = 120
 STRATEGY_TEXT = {
@@ -99,7 +99,6 @@ def render_text(o: FixOutcome, console: Console, verbose: bool, model: str) -> N
     from rich.text import Text
 
     from servecheck.fix import group_verdicts
-    from servecheck.render.check.text import VERDICT_STYLE
     from servecheck.summary import counted, entries_text
 
     p = o.proposal

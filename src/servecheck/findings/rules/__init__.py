@@ -1,6 +1,9 @@
-"""Importing this package registers every rule."""
+"""Every finding code servecheck knows: importing this package registers every rule."""
 
-from servecheck.findings.rules import (  # noqa: F401
+from __future__ import annotations
+
+from servecheck.findings.registry import RULES, Rule
+from servecheck.findings.rules import (  # noqa: F401  (importing the modules registers them)
     architecture,
     checkpoint,
     dtype,
@@ -14,3 +17,8 @@ from servecheck.findings.rules import (  # noqa: F401
     version,
     wna16,
 )
+
+
+def all_rules() -> dict[str, type[Rule]]:
+    """Every registered rule, by code."""
+    return dict(sorted(RULES.items()))

@@ -9,6 +9,7 @@ from rich.text import Text
 from servecheck.findings.registry import Finding, Severity
 from servecheck.model.inventory import ATTENTION
 from servecheck.render.check.kv_cache import kv_cache_text
+from servecheck.render.console import VERDICT_STYLE
 from servecheck.render.tables import TextTable, grid
 from servecheck.report import CheckReport
 from servecheck.summary import (
@@ -25,7 +26,6 @@ SEVERITY_STYLE = {
     Severity.WARNING: ("▲", "yellow"),
     Severity.INFO: ("•", "cyan"),
 }
-VERDICT_STYLE = {"ok": "bold green", "warn": "bold yellow", "fail": "bold red"}
 
 
 def render_text(report: CheckReport, console: Console, verbose: bool = False) -> None:

@@ -1,28 +1,14 @@
-"""`servecheck plan` output: emit (JSON, markdown or terminal text) and the exit code; the
-words the text and markdown share. JSON in json_out.py, text in text.py, markdown in
-markdown.py (rich is imported only for terminal text)."""
+"""`servecheck plan` output: emit (JSON, markdown or terminal text) and the exit code.
+JSON in json_out.py, text in text.py, markdown in markdown.py, the words text and markdown
+share in words.py (rich is imported only for terminal text)."""
 
 from __future__ import annotations
 
 import argparse
 
-from servecheck.findings.registry import Severity
-from servecheck.plan.config import GIB
-from servecheck.plan.memory import LayoutPlan
 from servecheck.plan.planner import Plan
 from servecheck.render import exit as exit_codes
 from servecheck.render.console import make_console, write, write_json
-
-STATUS_TEXT = {
-    "fits": "fits",
-    "tight": "fits (tight)",
-    "graphs": "OOM in CUDA-graph capture",
-    "context": "context too long",
-    "no-kv": "no KV-cache memory",
-    "weights": "weights do not fit",
-    "startup": "utilization above free memory",
-    "invalid": "rejected by vLLM",
-}
 
 
 def emit(plan: Plan, args: argparse.Namespace) -> None:
@@ -51,14 +37,3 @@ def exit_code(plan: Plan) -> int:
     if not plan.fits:
         return exit_codes.PROBLEMS
     return exit_codes.for_findings(plan.findings)
-
-
-def rejected_codes(p: LayoutPlan) -> str:
-    """The codes of the vLLM errors that reject a layout, each once."""
-    codes = dict.fromkeys(f.code for f in p.problems if f.severity == Severity.ERROR)
-    return ", ".join(codes)
-
-
-def kv_text(nbytes: float) -> str:
-    """KV-cache memory per GPU; nothing left (weights and overheads take it all) is said so."""
-    return f"{nbytes / GIB:.1f} GiB" if nbytes > 0 else "none left"

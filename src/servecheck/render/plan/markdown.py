@@ -5,7 +5,7 @@ from __future__ import annotations
 from servecheck.findings.registry import Severity
 from servecheck.plan.config import GIB
 from servecheck.plan.planner import Plan
-from servecheck.render.plan import STATUS_TEXT, kv_text, rejected_codes
+from servecheck.render.plan.words import STATUS_TEXT, kv_text, rejected_codes
 from servecheck.render.svg import svg_image
 
 

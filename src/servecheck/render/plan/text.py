@@ -9,7 +9,7 @@ from servecheck.findings.registry import Severity
 from servecheck.plan.config import GIB
 from servecheck.plan.memory import LayoutPlan
 from servecheck.plan.planner import Plan
-from servecheck.render.plan import STATUS_TEXT, kv_text, rejected_codes
+from servecheck.render.plan.words import STATUS_TEXT, kv_text, rejected_codes
 from servecheck.render.svg import SEGMENTS, TERMINAL_CHAR, TERMINAL_STYLE, bars, terminal_bar
 from servecheck.render.tables import TextTable, grid
 
