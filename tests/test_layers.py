@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("report",),  # the check report with its plan and fix attached
     ("api", "targets"),  # the library surface; the --gpu option turned into a Target
     ("render",),  # text, markdown and JSON of each command
+    ("cli_options",),  # the options the commands share, and how MODEL is read
     ("commands",),  # one thin module per CLI command
     ("cli",),
     ("__main__",),
@@ -202,3 +203,24 @@ def _strongly_connected(edges: dict[str, dict[str, int]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return out
+
+
+MAX_LINES = 600  # any module in src/
+MAX_COMMAND_LINES = 80  # a module under commands/: parse options, one library call, render
+
+
+def _too_long(paths: list[Path], limit: int) -> list[str]:
+    counts = {p: len(p.read_text(encoding="utf-8").splitlines()) for p in paths}
+    return [f"{p.relative_to(SRC.parent)}: {n} lines" for p, n in counts.items() if n > limit]
+
+
+def test_modules_are_small():
+    long = _too_long(list(MODULES.values()), MAX_LINES)
+    assert not long, f"split these (over {MAX_LINES} lines):\n" + "\n".join(long)
+
+
+def test_commands_are_thin():
+    commands = sorted((SRC / "commands").glob("*.py"))
+    assert len(commands) > 5
+    long = _too_long(commands, MAX_COMMAND_LINES)
+    assert not long, "move option definitions or rendering out of:\n" + "\n".join(long)

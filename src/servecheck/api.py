@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from servecheck.check_result import CheckResult
 from servecheck.checks.audit import audit
-from servecheck.checks.expected import module_tensors
+from servecheck.checks.estimate import estimated_bytes
 from servecheck.core import NO_TARGET, Target
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import architecture as arch_rules
@@ -18,21 +18,19 @@ from servecheck.hardware.env import resolve_env
 from servecheck.hardware.plan_kernels import select_kernels
 from servecheck.host import installed_vllm_version, read_cpu
 from servecheck.model.arch import build_inventory
-from servecheck.model.config import ModelConfig, parse_config
+from servecheck.model.config import parse_config
 from servecheck.model.family import identify
-from servecheck.model.inventory import Inventory
 from servecheck.model.support import support_findings
 from servecheck.plan import Plan, ServeOptions, make_plan, serve_model_arg
 from servecheck.plan.alternatives import alternatives
 from servecheck.plan.layouts import Layout
 from servecheck.quant.methods import Platform
 from servecheck.quant.preflight import preflight
-from servecheck.quant.resolve import ResolutionResult, resolve
+from servecheck.quant.resolve import resolve
 from servecheck.quant.spec import parse_quant
 from servecheck.report import CheckReport
 from servecheck.source.local import Checkpoint
 from servecheck.source.resolve import open_model
-from servecheck.source.safetensors import DTYPE_BITS
 from servecheck.versions import resolve_version
 
 if TYPE_CHECKING:
@@ -452,34 +450,6 @@ def _weights_note(ckpt: Checkpoint) -> str | None:
         f"no safetensors files, only {shown}: servecheck reads safetensors headers, so the "
         "tensors are inferred from config.json"
     )
-
-
-def estimated_bytes(
-    inv: Inventory, resolution: ResolutionResult, cfg: ModelConfig
-) -> dict[str, int]:
-    """Bytes per module computed from the tensors its scheme implies (config-only input)."""
-    model_dtype = _SAFETENSORS_DTYPE.get(cfg.dtype or "bfloat16", "BF16")
-    by_res = resolution.by_name()
-    out: dict[str, int] = {}
-    for m in inv.modules:
-        total = 0
-        for exp in module_tensors(m, by_res[m.name]):
-            if exp.shape is None:
-                continue
-            if exp.dtypes is None or model_dtype in exp.dtypes:
-                dtype = model_dtype
-            else:
-                dtype = sorted(exp.dtypes)[0]
-            n = 1
-            for d in exp.shape:
-                n *= d
-            total += (n * DTYPE_BITS[dtype] + 7) // 8
-        if total:
-            out[m.name] = total
-    return out
-
-
-_SAFETENSORS_DTYPE = {"bfloat16": "BF16", "float16": "F16", "float32": "F32", "half": "F16"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 
 from servecheck import __version__
+from servecheck.cli_options.help import HelpFormatter
 from servecheck.commands import COMMANDS
-from servecheck.commands.options import HelpFormatter
 
 DESCRIPTION = (
     "Will this checkpoint load, fit and run under vLLM? Answers from config.json and "
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_guarded(args: argparse.Namespace) -> int:
     """One handler for every command: bad input is one sentence and exit 2, a bug a pointer."""
-    from servecheck.commands.options import model_reading
+    from servecheck.cli_options.model import model_reading
     from servecheck.errors import InputError
 
     try:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from servecheck.commands import options
+from servecheck.cli_options.common import (
+    add_format,
+    add_gpu,
+    add_kernel_env,
+    add_verbose,
+    add_version,
+)
+from servecheck.cli_options.model import add_model, launch_of
 
 NAME = "check"
 HELP = "will it load? every module resolved as vLLM resolves it, the checkpoint audited"
@@ -26,12 +33,12 @@ TAKES_VLLM_ARGS = True
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    options.add_model(p, from_command=True)
-    options.add_gpu(p)
-    options.add_version(p)
-    options.add_format(p)
-    options.add_verbose(p)
-    options.add_kernel_env(p)
+    add_model(p, from_command=True)
+    add_gpu(p)
+    add_version(p)
+    add_format(p)
+    add_verbose(p)
+    add_kernel_env(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from servecheck.render import check as render
     from servecheck.targets import target_from_option
 
-    launch = options.launch_of(args)
+    launch = launch_of(args)
     target = target_from_option(args.gpu, args.gpus)
     report = check(
         args.model,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from servecheck.commands import options as o
+from servecheck.cli_options.common import add_format, add_gpu, add_verbose, add_version
+from servecheck.cli_options.model import add_offline
 
 NAME = "compare"
 HELP = "two checkpoints side by side: key differences, model family, ignore lists by coverage"
@@ -26,14 +27,14 @@ TAKES_VLLM_ARGS = False
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", metavar="A", help="first checkpoint: folder, config.json or Hub id")
     p.add_argument("b", metavar="B", help="second checkpoint: folder, config.json or Hub id")
-    o.add_offline(p)
+    add_offline(p)
     p.add_argument(
         "--all", action="store_true", help="show identical rows too, not only differences"
     )
-    o.add_gpu(p)
-    o.add_version(p)
-    o.add_format(p)
-    o.add_verbose(p)
+    add_gpu(p)
+    add_version(p)
+    add_format(p)
+    add_verbose(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from servecheck.commands import options as o
+from servecheck.cli_options.common import add_format
 
 NAME = "explain"
 HELP = "a vLLM log that already failed: the root error, its cause, the fix"
@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "log", nargs="?", metavar="LOG", help="log or traceback file; '-' reads standard input"
     )
-    o.add_format(p, ("text", "json"))
+    add_format(p, ("text", "json"))
     p.set_defaults(print_usage=p.print_usage)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from servecheck.commands import options as o
+from servecheck.cli_options.common import add_format, add_gpu, add_verbose, add_version
+from servecheck.cli_options.model import add_model
 
 NAME = "fix"
 HELP = "what should I change? a corrected config.json ignore list, verified by re-checking"
@@ -29,7 +30,7 @@ EARLIER_NAMES = ("safe", "comprehensive")  # of conventional and explicit, still
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    o.add_model(p)
+    add_model(p)
     p.add_argument(
         "--strategy",
         choices=STRATEGIES + EARLIER_NAMES,
@@ -45,10 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     out.add_argument("--out", metavar="DIR", help="write an overlay folder: config.json + links")
     p.add_argument("--force", action="store_true", help="overwrite config.json.orig or links")
-    o.add_gpu(p)
-    o.add_version(p)
-    o.add_format(p)
-    o.add_verbose(p)
+    add_gpu(p)
+    add_version(p)
+    add_format(p)
+    add_verbose(p)
 
 
 def run(args: argparse.Namespace) -> int:

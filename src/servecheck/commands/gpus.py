@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from servecheck.commands import options as o
+from servecheck.cli_options.common import add_format, add_version
 
 NAME = "gpus"
 HELP = "the GPU table and what vLLM runs on each GPU; --detect for this machine's GPUs"
@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     which.add_argument(
         "--detect", action="store_true", help="detect this machine's GPUs (NVML, nvidia-smi)"
     )
-    o.add_version(p)
-    o.add_format(p)
+    add_version(p)
+    add_format(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from servecheck.commands import options as o
-from servecheck.commands.serve_options import add_serve_options
+from servecheck.cli_options.common import add_format, add_kernel_env, add_verbose, add_version
+from servecheck.cli_options.model import add_model, launch_of
+from servecheck.cli_options.serve import add_serve_options
+from servecheck.cli_options.values import positive_int
 
 NAME = "plan"
 HELP = "how should it be launched? every TP/PP/EP layout, KV capacity, a vllm serve command"
@@ -27,24 +29,24 @@ TAKES_VLLM_ARGS = True
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    o.add_model(p, from_command=True)
+    add_model(p, from_command=True)
     p.add_argument("--gpu", required=True, metavar="NAME", help="GPU name (e.g. 'H100', 'L4')")
-    p.add_argument("--gpus", type=o.positive_int, default=1, metavar="N", help="GPUs per node")
-    p.add_argument("--nodes", type=o.positive_int, default=1, metavar="M", help="nodes (Ray)")
+    p.add_argument("--gpus", type=positive_int, default=1, metavar="N", help="GPUs per node")
+    p.add_argument("--nodes", type=positive_int, default=1, metavar="M", help="nodes (Ray)")
     add_serve_options(p)
-    o.add_version(p)
-    o.add_kernel_env(p)
-    o.add_format(p)
-    o.add_verbose(p)
+    add_version(p)
+    add_kernel_env(p)
+    add_format(p)
+    add_verbose(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from servecheck.api import plan_model
-    from servecheck.commands.serve_options import serve_options
+    from servecheck.cli_options.serve import serve_options
     from servecheck.render import plan as render
 
     serve = serve_options(args)
-    launch = o.launch_of(args)
+    launch = launch_of(args)
     result = plan_model(
         args.model,
         launch=launch,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from servecheck.commands import options as o
+from servecheck.cli_options.common import add_format, add_version
 
 NAME = "rules"
 HELP = "every finding code, or one explained (why it matters, an example, the fix)"
@@ -18,8 +18,8 @@ TAKES_VLLM_ARGS = False
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("code", nargs="?", metavar="CODE", help="a finding code (R001) or name")
-    o.add_version(p)
-    o.add_format(p)
+    add_version(p)
+    add_format(p)
 
 
 def run(args: argparse.Namespace) -> int:

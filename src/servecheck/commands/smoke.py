@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from servecheck.commands import options
+from servecheck.cli_options.common import add_format, add_kernel_env, add_vllm_run
+from servecheck.cli_options.model import add_model
 
 NAME = "smoke"
 HELP = "load it for real with the installed vLLM, generate, and compare with the prediction"
@@ -26,10 +27,10 @@ TAKES_VLLM_ARGS = True
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    options.add_model(p)
-    options.add_vllm_run(p)
-    options.add_format(p)
-    options.add_kernel_env(p)
+    add_model(p)
+    add_vllm_run(p)
+    add_format(p)
+    add_kernel_env(p)
 
 
 def run(args: argparse.Namespace) -> int:

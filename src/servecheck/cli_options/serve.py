@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from servecheck.commands.options import fraction, positive_int
+from servecheck.cli_options.values import fraction, positive_int
 
 if TYPE_CHECKING:
     from servecheck.plan import ServeOptions
