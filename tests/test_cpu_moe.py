@@ -1,0 +1,89 @@
+"""MoE experts on vLLM's CPU backend for the formats whose CPU oracles changed by release:
+MXFP8 (emulation on Triton), W4A8 FP8 and W4A8 int experts, W4A8 MXFP4, bitsandbytes.
+
+The bitsandbytes cases run the real checkpoints made by transformers + bitsandbytes
+(tests/fixtures/make_formats.py); the others build one experts layer as kernel_matrix does.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import FIXTURES
+from servecheck.api import Target, check
+from servecheck.core import CpuFacts
+from servecheck.hardware.cpu_backend import cpu_info, cpu_moe
+from servecheck.hardware.env import resolve_env
+from servecheck.hardware.kernel_matrix import _EXPERTS, ROWS, _resolution
+from servecheck.versions import Release
+
+CPU = Target(name="cpu", kind="cpu")
+X86 = CpuFacts(arch="x86_64", vendor="GenuineIntel", source="test")
+ARM = CpuFacts(arch="aarch64", vendor="ARM", source="test")
+
+
+def _moe(title: str, version: str, facts: CpuFacts = X86, *items: str):
+    row = next(r for r in ROWS if r.title.startswith(title))
+    ver = Release.parse(version)
+    res = _resolution(row, _EXPERTS, None, ver)
+    assert not isinstance(res, str), res
+    env = resolve_env(ver, items)
+    return cpu_moe(res, cpu_info(facts, env), env, 1, None, ver)
+
+
+@pytest.mark.parametrize("title", ["W8A8Mxfp8", "ModelOpt MXFP8", "--quantization mxfp8"])
+def test_mxfp8_experts_take_the_triton_emulation_and_fail_at_warm_up(title):
+    c = _moe(title, "0.33.0")
+    assert c.kernel == "EMULATION" and c.experts == "Mxfp8EmulationTritonExperts"
+    assert c.stage == "run" and "Triton" in c.error
+    # the native backends reject the CPU first (modular_kernel.py is_supported_config)
+    assert [s.candidate for s in c.steps if not s.ok] == [
+        "FLASHINFER_TRTLLM",
+        "DEEPGEMM",
+        "MARLIN",
+        "HUMMING",
+    ]
+
+
+def test_mxfp8_experts_before_the_emulation_backend_have_none():
+    c = _moe("W8A8Mxfp8", "0.24.0")
+    assert c.kernel is None and c.error_type == "ValueError"
+    assert c.error == "No MXFP8 MoE backends available." and c.stage == "init"
+
+
+def test_w4afp8_experts_name_each_rejected_class():
+    c = _moe("W4A8Fp8", "0.33.0")
+    assert c.error_type == "NotImplementedError" and c.stage == "init"
+    assert c.error.startswith("No W4A8 MoE backend supports the deployment configuration: ")
+    assert "CutlassExpertsW4A8Fp8: kernel does not support current device cpu" in c.error
+    assert "HUMMING" not in _moe("W4A8Fp8", "0.30.0").error  # Humming joined in 0.31
+
+
+def test_w4a8_int_experts_run_on_arm_only_from_0_25():
+    x86 = _moe("W4A8Int", "0.33.0")
+    assert x86.error == "No W4A8 Int8 MoE backend supports the deployment configuration."
+    assert x86.steps[0].reason == "CPU_INT4_W4A8 kernel only supports Arm CPU"
+    arm = _moe("W4A8Int", "0.33.0", ARM)
+    assert arm.ok and arm.kernel == "CPU_INT4_W4A8"
+    old = _moe("W4A8Int", "0.24.0")
+    assert not old.modelled  # any CPU was taken then; a warning, never OK
+    assert _moe("W4A8Int", "0.24.0", ARM).ok
+
+
+def test_w4a8_mxfp4_experts_take_the_amx_mxfp4_kernel():
+    assert _moe("W4A8Mxfp4", "0.33.0", X86, "amx=1").kernel == "CPU_MXFP4"
+    no_amx = _moe("W4A8Mxfp4", "0.33.0", X86, "amx=0")
+    assert no_amx.error == "No MXFP4 MoE backend supports the deployment configuration."
+
+
+def test_bitsandbytes_linear_runs_on_the_cpu_and_experts_fail_at_warm_up():
+    dense = check(FIXTURES / "llama-bnb-nf4", vllm_version="0.27.1", target=CPU)
+    assert dense.kernels.first_error() is None
+    assert {m.choice.kernel for m in dense.kernels.modules if m.scheme} == {"bnb_matmul_4bit"}
+    int8 = check(FIXTURES / "llama-bnb-int8", vllm_version="0.27.1", target=CPU)
+    assert {m.choice.kernel for m in int8.kernels.modules if m.scheme} == {"bnb_matmul_8bit"}
+    moe = check(FIXTURES / "qwen3moe-bnb-nf4", vllm_version="0.27.1", target=CPU)
+    first = moe.kernels.first_error()
+    assert first is not None and first.choice.stage == "run"
+    assert first.choice.error == "fused_experts is not implemented as lack of triton."
+    assert moe.verdict == "fail"
