@@ -94,6 +94,41 @@ def export(out: Path | None) -> None:
     os.replace(tmp, out / "smoke.tar.gz")
 
 
+def command(name: str, timeout: int | None = None) -> tuple[list[str], int]:
+    """The `servecheck smoke` command line of one case (JSON on stdout) and its time limit.
+    `timeout` replaces smoke's own limit (run_cases.py's scheduler times the case itself, from
+    the moment its engine takes the GPU lock)."""
+    model, vllm_args, limit = next((m, a, t) for n, m, a, t in CASES if n == name)
+    cmd = [sys.executable, "-m", "servecheck", "smoke", model, "--gpu", "auto"]
+    cmd += ["--record", str(WORK / "scratch" / name), "--log", str(WORK / "logs" / f"{name}.log")]
+    cmd += ["--timeout", str(timeout or limit - 20), "--format", "json", "--", *vllm_args]
+    return cmd, limit
+
+
+def collect(name: str, stdout: str) -> None:
+    """Keep smoke's JSON output and move its record to records/smoke-NAME.json."""
+    (WORK / "json" / f"{name}.json").write_text(stdout or "{}")
+    for made in (WORK / "scratch" / name).glob("*.json"):  # one record, named after the case
+        rec = json.loads(made.read_text())
+        rec["record"] = f"smoke-{name}"
+        text = json.dumps(rec, indent=1, sort_keys=True) + "\n"
+        (WORK / "records" / f"smoke-{name}.json").write_text(text)
+        made.unlink()
+
+
+def prepare_dirs() -> None:
+    for sub in ("records", "logs", "json"):
+        (WORK / sub).mkdir(parents=True, exist_ok=True)
+
+
+def done(name: str) -> bool:
+    return (WORK / "json" / f"{name}.json").exists()
+
+
+def env_for() -> dict[str, str]:
+    return {**os.environ, **ENV, "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT / "src"))}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="", help="comma-separated case names")
@@ -102,35 +137,24 @@ def main() -> int:
     args = ap.parse_args()
     end = time.time() + args.deadline
     out = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
-    for sub in ("records", "logs", "json"):
-        (WORK / sub).mkdir(parents=True, exist_ok=True)
+    prepare_dirs()
     only = {x for x in args.only.split(",") if x}
-    env = {**os.environ, **ENV, "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT / "src"))}
-    for name, model, vllm_args, limit in CASES:
+    env = env_for()
+    for name, _model, _vllm_args, _limit in CASES:
         if only and name not in only:
             continue
-        done_json = WORK / "json" / f"{name}.json"
-        if done_json.exists() and not args.rerun:
+        if done(name) and not args.rerun:
             continue
+        cmd, limit = command(name)
         if time.time() + limit > end:
             print(f"skip {name}: {limit} s would pass the deadline", flush=True)
             continue
-        cmd = [sys.executable, "-m", "servecheck", "smoke", model, "--gpu", "auto"]
-        scratch = WORK / "scratch" / name
-        cmd += ["--record", str(scratch), "--log", str(WORK / "logs" / f"{name}.log")]
-        cmd += ["--timeout", str(limit - 20), "--format", "json", "--", *vllm_args]
         t0 = time.time()
         print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(cmd[3:])}", flush=True)
-        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-        done_json.write_text(done.stdout or "{}")
-        for made in scratch.glob("*.json"):  # one record, named after the case
-            rec = json.loads(made.read_text())
-            rec["record"] = f"smoke-{name}"
-            text = json.dumps(rec, indent=1, sort_keys=True) + "\n"
-            (WORK / "records" / f"smoke-{name}.json").write_text(text)
-            made.unlink()
-        print(done.stderr[-1500:], flush=True)
-        print(f"  exit {done.returncode} after {time.time() - t0:.0f} s", flush=True)
+        ran = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        collect(name, ran.stdout)
+        print(ran.stderr[-1500:], flush=True)
+        print(f"  exit {ran.returncode} after {time.time() - t0:.0f} s", flush=True)
         export(out)
     export(out)
     print("records:", sorted(p.name for p in (WORK / "records").glob("*.json")), flush=True)
