@@ -227,7 +227,6 @@ def main() -> int:
     queue = select(args, gpu_gib)
     (HERE / "vllm_python").chmod(0o755)  # the device's copy of the tree may lose the mode
     lock = str(WORK / "gpu.lock")
-    os.environ["GPU_TRUTH_LOCK"] = lock  # this process takes it before stopping a case
     base_env = {**os.environ, **CHILD_ENV, "GPU_TRUTH_LOCK": lock}
     smoke_env = {
         **run_smoke.env_for(),
@@ -286,12 +285,12 @@ def main() -> int:
         )
         export(out_dir)
 
-    def stop(job: Job, patient: bool) -> None:
-        """Stop a case. Its exit frees GPU memory, so (patient) take the lock first unless the
-        case itself holds it (then nobody else is measuring)."""
+    def stop(job: Job) -> None:
+        """Stop a case and its process group (servecheck smoke first gets SIGTERM, on which it
+        stops its own child). Its exit frees GPU memory; whoever takes the lock next waits for
+        device memory to settle."""
         assert job.proc is not None
-        took = patient and gpulock.acquire(f"stopping {job.name}", timeout=60)
-        if job.case is None:  # servecheck stops its own child on SIGTERM
+        if job.case is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(job.proc.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -299,9 +298,6 @@ def main() -> int:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(job.proc.pid, signal.SIGKILL)
         job.proc.wait()
-        if took:
-            gpulock.settle()
-            gpulock.release(f"stopping {job.name}")
 
     def backlog() -> float:
         """Seconds until the GPU is free for a case started now (every running case holds it
@@ -330,11 +326,11 @@ def main() -> int:
                 finish(job, False)
             elif ws and time.time() > ws + TIMEOUT[job.group]:
                 print(f"timeout: {job.name}", flush=True)
-                stop(job, patient=True)
+                stop(job)
                 finish(job, True)
             elif time.time() > end + 15:
                 # cut off by this call's deadline: no record, so the next call runs it again
-                stop(job, patient=False)
+                stop(job)
                 job.log.close()
                 running.remove(job)
                 print(f"cut off by the deadline: {job.name}", flush=True)
