@@ -11,6 +11,7 @@ from servecheck.check_result import CheckResult
 from servecheck.checks.audit import audit
 from servecheck.checks.estimate import estimated_bytes
 from servecheck.core import NO_TARGET, Target
+from servecheck.findings.collect import unique
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import architecture as arch_rules
 from servecheck.findings.rules import checkpoint as ckpt_rules
@@ -79,27 +80,17 @@ def check(
     `python -m vllm.entrypoints.openai.api_server ...`, `docker run ... vllm/vllm-openai ...`,
     `LLM(...)`) or the arguments alone, as a string or a list. MODEL may then be empty (the
     command names it); the report's plan is that launch's."""
+    stages = {
+        "vllm_version": vllm_version,
+        "target": target,
+        "kernel_env": kernel_env,
+        "quantization": quantization,
+        "dtype": dtype,
+    }
     if launch is not None:
-        report = check_launch(
-            model,
-            launch,
-            vllm_version=vllm_version,
-            target=target,
-            kernel_env=kernel_env,
-            quantization=quantization,
-            dtype=dtype,
-            revision=revision,
-            offline=offline,
-        )
-        return with_fix(report) if propose_fix else report
-    report = check_checkpoint(
-        open_model(model, revision=revision, offline=offline),
-        vllm_version=vllm_version,
-        target=target,
-        kernel_env=kernel_env,
-        quantization=quantization,
-        dtype=dtype,
-    )
+        report = check_launch(model, launch, revision=revision, offline=offline, **stages)
+    else:
+        report = check_checkpoint(open_model(model, revision=revision, offline=offline), **stages)
     return with_fix(report) if propose_fix else report
 
 
@@ -119,7 +110,7 @@ def check_launch(
     with its --hf-overrides, and the plan of exactly its layout and settings."""
     from servecheck.errors import InputError
     from servecheck.launch import read_launch
-    from servecheck.launch.predict import launch_target, plan_launch, prepare, unique
+    from servecheck.launch.predict import launch_target, plan_launch, prepare
     from servecheck.launch.settings import settings_from
 
     version = resolve_version(vllm_version, installed_vllm_version())

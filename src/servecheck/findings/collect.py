@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,3 +45,11 @@ class Collector:
                 fields.update(extra(group))
             out.append(group.rule.make(group.subjects, count=n, **fields))
         return out
+
+
+def unique(findings: Iterable[Finding]) -> list[Finding]:
+    """Each finding once (same code and message), in order."""
+    first: dict[tuple[str, str], Finding] = {}
+    for f in findings:
+        first.setdefault((f.code, f.message), f)
+    return list(first.values())

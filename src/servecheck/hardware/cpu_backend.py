@@ -15,7 +15,7 @@ etc. describe another CPU.
 
 from __future__ import annotations
 
-from servecheck.core import KIND_ORDER, UNKNOWN_CPU, Target
+from servecheck.core import UNKNOWN_CPU, Target
 from servecheck.findings.collect import Collector
 from servecheck.findings.registry import Finding
 from servecheck.hardware.attention import AttentionChoice, head_size, uses_sparse_mla
@@ -272,7 +272,6 @@ def select_cpu_kernels(
         attention_fp8=attention_fp8,
         findings=tuple(findings),
         notes=tuple(notes),
-        kind_order=KIND_ORDER,
     )
 
 

@@ -4,10 +4,11 @@ backend, the attention backend, and the findings (the same types for GPUs and vL
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from servecheck.core import kind_rank
 from servecheck.findings.registry import Finding
 from servecheck.hardware.attention import AttentionChoice
 from servecheck.hardware.conditions import Device
@@ -74,7 +75,6 @@ class KernelReport:
     attention_fp8: AttentionChoice | None = None
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = ()
-    kind_order: tuple[str, ...] = field(default=(), compare=False)
 
     @cached_property
     def _index(self) -> dict[str, ModuleKernel]:
@@ -97,9 +97,8 @@ class KernelReport:
         groups: dict[str, list[ModuleKernel]] = {}
         for m in self.modules:
             groups.setdefault(m.kind, []).append(m)
-        order = {k: i for i, k in enumerate(self.kind_order)}
         rows = []
-        for kind in sorted(groups, key=lambda k: order.get(k, 99)):
+        for kind in sorted(groups, key=kind_rank):
             ms = groups[kind]
             caps = [m.min_capability for m in ms if m.min_capability is not None]
             need = max(caps) if caps else None

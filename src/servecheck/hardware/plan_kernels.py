@@ -7,7 +7,7 @@ quant=...)`` and adds the returned findings; the reports render ``KernelReport.k
 
 from __future__ import annotations
 
-from servecheck.core import KIND_ORDER, Target
+from servecheck.core import Target
 from servecheck.findings.collect import Collector
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import hardware as rules
@@ -95,7 +95,6 @@ def select_kernels(
         attention_fp8=attention_fp8,
         findings=tuple(findings),
         notes=tuple(notes),
-        kind_order=KIND_ORDER,
     )
 
 

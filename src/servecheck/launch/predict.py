@@ -118,17 +118,6 @@ def plan_launch(
     return plan, findings + list(plan.findings)
 
 
-def unique(findings: list[Finding]) -> list[Finding]:
-    """Each (code, message) once, in order."""
-    seen, out = set(), []
-    for f in findings:
-        key = (f.code, f.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(f)
-    return out
-
-
 def constrain(settings: LaunchSettings, launch: Launch, gpus: int, nodes: int, moe: bool):
     """Layouts `plan` considers when a launch fixes some of -tp, -pp, -dp, -ep (None: all)."""
     fixed = {

@@ -277,6 +277,32 @@ def linear(
     )
 
 
+def row_linear(
+    name: str,
+    kind: str,
+    in_features: int,
+    out_features: int,
+    *,
+    layer: int | None = None,
+    bias: bool = False,
+    mtp: bool = False,
+    ckpt: str | None = None,
+) -> Module:
+    """A RowParallelLinear (o_proj, down_proj, out_proj): its input split across the TP ranks,
+    one checkpoint tensor (`ckpt`, default the module's name) of out_features rows."""
+    return linear(
+        name,
+        kind,
+        "RowParallelLinear",
+        in_features,
+        [(ckpt or name, out_features)],
+        layer=layer,
+        bias=bias,
+        tp_split="row",
+        mtp=mtp,
+    )
+
+
 def embedding(name: str, vocab: int, hidden: int, receives_quant_config: bool) -> Module:
     return Module(
         name=name,
@@ -335,16 +361,8 @@ def gated_mlp(
             bias=bias,
             mtp=mtp,
         ),
-        linear(
-            f"{prefix}.down_proj",
-            kind_down,
-            "RowParallelLinear",
-            intermediate,
-            [(f"{prefix}.down_proj", hidden)],
-            layer=layer,
-            bias=bias,
-            tp_split="row",
-            mtp=mtp,
+        row_linear(
+            f"{prefix}.down_proj", kind_down, intermediate, hidden, layer=layer, bias=bias, mtp=mtp
         ),
     ]
 
@@ -384,16 +402,15 @@ def gqa_attention(
             tp_split="qkv",
             mtp=mtp,
         ),
-        linear(
+        row_linear(
             f"{prefix}.o_proj",
             ATTN_O,
-            "RowParallelLinear",
             heads * head_dim,
-            [(f"{ck}.o_proj", hidden)],
+            hidden,
             layer=layer,
             bias=o_bias,
-            tp_split="row",
             mtp=mtp,
+            ckpt=f"{ck}.o_proj",
         ),
         attention(prefix, layer, mtp=mtp),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from servecheck.findings.collect import unique
 from servecheck.findings.registry import Finding, Severity
 from servecheck.findings.rules import memory as mrules
 from servecheck.findings.rules import parallel as prules
@@ -35,7 +36,7 @@ def verdict_findings(
         )
         for plan in plans:
             out += [p for p in plan.problems if p.severity == Severity.ERROR]
-        return _dedupe(out)
+        return unique(out)
     if best is not None and best.fits:
         length = max_len
         out.append(_fits_finding(best, gpus, length, command, ver))
@@ -93,13 +94,3 @@ def _suggest_more(near: LayoutPlan | None, gpu: Any, total_gpus: int) -> str:
             "all), or GPUs with more memory, or a smaller quantization."
         )
     return "Lower --max-model-len or --max-num-seqs, or use --kv-cache-dtype fp8."
-
-
-def _dedupe(findings: list[Finding]) -> list[Finding]:
-    seen, out = set(), []
-    for f in findings:
-        key = (f.code, f.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(f)
-    return out

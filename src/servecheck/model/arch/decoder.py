@@ -36,6 +36,7 @@ from servecheck.model.inventory import (
     linear,
     lm_head,
     routed_experts,
+    row_linear,
 )
 from servecheck.model.layers import LayerKind, plan_layers
 from servecheck.model.records import MoeRecord, Record
@@ -77,15 +78,13 @@ def _attention(record: Record, cfg: ModelConfig, i: int, p: str) -> list[Module]
             bias=record.flag(record.qkv_bias, raw),
             tp_split="qkv",
         ),
-        linear(
+        row_linear(
             f"{prefix}.{record.o_name}",
             ATTN_O,
-            "RowParallelLinear",
             heads * hd,
-            [(f"{prefix}.{record.o_name}", cfg.hidden_size)],
+            cfg.hidden_size,
             layer=i,
             bias=record.flag(record.o_bias, raw),
-            tp_split="row",
         ),
         attention(prefix, i),
     ]
@@ -122,16 +121,7 @@ def _mlp(
                 layer=i,
                 bias=bias,
             ),
-            linear(
-                f"{prefix}.{down}",
-                kinds[1],
-                "RowParallelLinear",
-                inter,
-                [(f"{prefix}.{down}", hidden)],
-                layer=i,
-                bias=bias,
-                tp_split="row",
-            ),
+            row_linear(f"{prefix}.{down}", kinds[1], inter, hidden, layer=i, bias=bias),
         ]
     names = record.gate_up_ckpt
     gate_up = (
@@ -149,16 +139,7 @@ def _mlp(
             layer=i,
             bias=bias,
         ),
-        linear(
-            f"{prefix}.{record.down_name}",
-            kinds[1],
-            "RowParallelLinear",
-            inter,
-            [(f"{prefix}.{record.down_name}", hidden)],
-            layer=i,
-            bias=bias,
-            tp_split="row",
-        ),
+        row_linear(f"{prefix}.{record.down_name}", kinds[1], inter, hidden, layer=i, bias=bias),
     ]
 
 
@@ -200,25 +181,19 @@ def _latent(moe: MoeRecord, cfg: ModelConfig, i: int, prefix: str) -> tuple[int,
     bias = bool(cfg.raw.get("mlp_bias", False))
     return size, [
         linear(
-            f"{prefix}.fc1_latent_proj",
+            f"{prefix}.{name}",
             OTHER,
             "ReplicatedLinear",
-            hidden,
-            [(f"{prefix}.fc1_latent_proj", size)],
+            n_in,
+            [(f"{prefix}.{name}", n_out)],
             layer=i,
             bias=bias,
             tp_split="replicated",
-        ),
-        linear(
-            f"{prefix}.fc2_latent_proj",
-            OTHER,
-            "ReplicatedLinear",
-            size,
-            [(f"{prefix}.fc2_latent_proj", hidden)],
-            layer=i,
-            bias=bias,
-            tp_split="replicated",
-        ),
+        )
+        for name, n_in, n_out in (
+            ("fc1_latent_proj", hidden, size),
+            ("fc2_latent_proj", size, hidden),
+        )
     ]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from servecheck.model.arch.dense import attention_block, top_level
-from servecheck.model.arch.moe import mtp_extras, router, shared_and_routed_experts
+from servecheck.model.arch.moe import layers_with_mtp, router, shared_and_routed_experts
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import (
     ATTN_MLA_A,
@@ -23,6 +23,7 @@ from servecheck.model.inventory import (
     gated_mlp,
     linear,
     norm,
+    row_linear,
 )
 
 
@@ -89,15 +90,8 @@ def mla_attention(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
         )
     )
     modules.append(
-        linear(
-            f"{p}.o_proj",
-            ATTN_O,
-            "RowParallelLinear",
-            cfg.num_heads * cfg.v_head_dim,
-            [(f"{p}.o_proj", cfg.hidden_size)],
-            layer=i,
-            tp_split="row",
-            mtp=mtp,
+        row_linear(
+            f"{p}.o_proj", ATTN_O, cfg.num_heads * cfg.v_head_dim, cfg.hidden_size, layer=i, mtp=mtp
         )
     )
     modules.append(attention(p, i, mtp))
@@ -222,12 +216,7 @@ def deepseek_layer(cfg: ModelConfig, i: int, mtp: bool = False) -> list[Module]:
 
 def build(cfg: ModelConfig) -> Inventory:
     head, tail = top_level(cfg)
-    modules = list(head)
-    for i in range(cfg.num_layers):
-        modules += deepseek_layer(cfg, i)
-    for i in range(cfg.num_layers, cfg.num_layers + cfg.num_nextn_predict_layers):
-        modules += deepseek_layer(cfg, i, mtp=True) + mtp_extras(cfg, i)
-    modules += tail
+    modules = [*head, *layers_with_mtp(cfg, deepseek_layer), *tail]
     packed: dict[str, tuple[str, ...]] = {"gate_up_proj": ("gate_proj", "up_proj")}
     if cfg.q_lora_rank is not None:
         # vLLM 0.33 DeepseekV2ForCausalLM.__init__ adds fused_qkv_a_proj when q_lora_rank is set

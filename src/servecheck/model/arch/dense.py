@@ -13,9 +13,11 @@ from servecheck.model.inventory import (
     norm,
 )
 
-# vLLM 0.33 models/llama.py LlamaForCausalLM.packed_modules_mapping (same for qwen2/qwen3)
-PACKED_QKV_GATE_UP = {
-    "qkv_proj": ("q_proj", "k_proj", "v_proj"),
+# vLLM 0.33 models/llama.py LlamaForCausalLM.packed_modules_mapping (same for qwen2/qwen3);
+# MoE models without a dense gate_up_proj (Mixtral, GPT-OSS) pack only qkv_proj
+PACKED_QKV: dict[str, tuple[str, ...]] = {"qkv_proj": ("q_proj", "k_proj", "v_proj")}
+PACKED_QKV_GATE_UP: dict[str, tuple[str, ...]] = {
+    **PACKED_QKV,
     "gate_up_proj": ("gate_proj", "up_proj"),
 }
 

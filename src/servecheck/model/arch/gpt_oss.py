@@ -8,7 +8,7 @@ hf_to_vllm_mapper turns `.self_attn.` into `.attn.` and `model.embed_tokens` int
 
 from __future__ import annotations
 
-from servecheck.model.arch.dense import top_level
+from servecheck.model.arch.dense import PACKED_QKV, top_level
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import (
     EMBEDDING,
@@ -82,5 +82,5 @@ def build(cfg: ModelConfig) -> Inventory:
     return Inventory(
         architecture=cfg.architecture,
         modules=tuple(modules),
-        packed_modules_mapping={"qkv_proj": ("q_proj", "k_proj", "v_proj")},
+        packed_modules_mapping=PACKED_QKV,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from servecheck.model.config import ModelConfig
-from servecheck.model.inventory import CacheLayer, Module, Param, linear
+from servecheck.model.inventory import CacheLayer, Module, Param, linear, row_linear
 from servecheck.model.layers import LayerKind
 from servecheck.model.records import Record
 
@@ -132,16 +132,7 @@ def _mamba2(
             (Param("A_log", (heads,)), Param("D", (heads,)), Param("dt_bias", (heads,))),
         ),
         _param(f"{prefix}.norm", f"{prefix}.norm", i, (Param("weight", (inter,)),)),
-        linear(
-            f"{prefix}.out_proj",
-            MIXER_OUT,
-            "RowParallelLinear",
-            inter,
-            [(f"{prefix}.out_proj", hidden)],
-            layer=i,
-            bias=bias,
-            tp_split="row",
-        ),
+        row_linear(f"{prefix}.out_proj", MIXER_OUT, inter, hidden, layer=i, bias=bias),
     ]
     state_dims = (
         ("intermediate", inter),
@@ -177,15 +168,7 @@ def _mamba1(
             bias=bias,
         ),
         _conv(prefix, i, inter, d["conv"], conv_bias),
-        linear(
-            f"{prefix}.x_proj",
-            "mixer.x_proj",
-            "RowParallelLinear",
-            inter,
-            [(f"{prefix}.x_proj", rank + 2 * state)],
-            layer=i,
-            tp_split="row",
-        ),
+        row_linear(f"{prefix}.x_proj", "mixer.x_proj", inter, rank + 2 * state, layer=i),
         linear(
             f"{prefix}.dt_proj",
             "mixer.dt_proj",
@@ -196,16 +179,7 @@ def _mamba1(
             bias=True,
         ),
         _param(f"{prefix}.ssm", prefix, i, (Param("A_log", (inter, state)), Param("D", (inter,)))),
-        linear(
-            f"{prefix}.out_proj",
-            MIXER_OUT,
-            "RowParallelLinear",
-            inter,
-            [(f"{prefix}.out_proj", hidden)],
-            layer=i,
-            bias=bias,
-            tp_split="row",
-        ),
+        row_linear(f"{prefix}.out_proj", MIXER_OUT, inter, hidden, layer=i, bias=bias),
     ]
     norms = mixer.get("inner_norms", ())
     for n in norms:
@@ -243,15 +217,7 @@ def _gdn(
         _conv(prefix, i, conv_dim, d["conv"], False),
         _param(f"{prefix}.ssm", prefix, i, (Param("A_log", (vh,)), Param("dt_bias", (vh,)))),
         _param(f"{prefix}.norm", f"{prefix}.norm", i, (Param("weight", (vd,)),)),
-        linear(
-            f"{prefix}.out_proj",
-            MIXER_OUT,
-            "RowParallelLinear",
-            value_dim,
-            [(f"{prefix}.out_proj", hidden)],
-            layer=i,
-            tp_split="row",
-        ),
+        row_linear(f"{prefix}.out_proj", MIXER_OUT, value_dim, hidden, layer=i),
     ]
     state_dims = (
         ("k_heads", kh),

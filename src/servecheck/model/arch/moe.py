@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from servecheck.model.arch.dense import attention_block, top_level
+from collections.abc import Callable
+
+from servecheck.model.arch.dense import PACKED_QKV, PACKED_QKV_GATE_UP, attention_block, top_level
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import (
     MTP_PROJ,
@@ -79,9 +81,7 @@ def build_qwen3_moe(cfg: ModelConfig) -> Inventory:
             modules += gated_mlp(f"{p}.mlp", cfg.hidden_size, cfg.intermediate_size, i)
     modules += tail
     # vLLM 0.33 Qwen3MoeForCausalLM: gate_up_proj is packed only when mlp_only_layers is set
-    packed = {"qkv_proj": ("q_proj", "k_proj", "v_proj")}
-    if cfg.mlp_only_layers:
-        packed["gate_up_proj"] = ("gate_proj", "up_proj")
+    packed = PACKED_QKV_GATE_UP if cfg.mlp_only_layers else PACKED_QKV
     return Inventory(
         architecture=cfg.architecture,
         modules=tuple(modules),
@@ -127,7 +127,7 @@ def build_mixtral(cfg: ModelConfig) -> Inventory:
     return Inventory(
         architecture=cfg.architecture,
         modules=tuple(modules),
-        packed_modules_mapping={"qkv_proj": ("q_proj", "k_proj", "v_proj")},
+        packed_modules_mapping=PACKED_QKV,
     )
 
 
@@ -174,6 +174,17 @@ def shared_and_routed_experts(cfg: ModelConfig, i: int, mtp: bool = False) -> li
     return modules
 
 
+def layers_with_mtp(cfg: ModelConfig, layer: Callable[..., list[Module]]) -> list[Module]:
+    """The decoder layers `layer(cfg, i)`, then the MTP layers after them, each built as
+    `layer(cfg, i, mtp=True)` with its extras."""
+    modules: list[Module] = []
+    for i in range(cfg.num_layers):
+        modules += layer(cfg, i)
+    for i in range(cfg.num_layers, cfg.num_layers + cfg.num_nextn_predict_layers):
+        modules += layer(cfg, i, mtp=True) + mtp_extras(cfg, i)
+    return modules
+
+
 def mtp_extras(cfg: ModelConfig, i: int) -> list[Module]:
     """MTP layer parts beside its decoder block (vLLM 0.33 models/glm4_moe_mtp.py and
     deepseek_mtp.py): enorm, hnorm, eh_proj (a plain torch Linear, never quantized),
@@ -199,19 +210,11 @@ def mtp_extras(cfg: ModelConfig, i: int) -> list[Module]:
 
 def build_glm4_moe(cfg: ModelConfig) -> Inventory:
     head, tail = top_level(cfg, embed_quant=False)
-    modules = list(head)
-    for i in range(cfg.num_layers):
-        modules += glm4_moe_layer(cfg, i)
-    for i in range(cfg.num_layers, cfg.num_layers + cfg.num_nextn_predict_layers):
-        modules += glm4_moe_layer(cfg, i, mtp=True) + mtp_extras(cfg, i)
-    modules += tail
+    modules = [*head, *layers_with_mtp(cfg, glm4_moe_layer), *tail]
     return Inventory(
         architecture=cfg.architecture,
         modules=tuple(modules),
-        packed_modules_mapping={
-            "qkv_proj": ("q_proj", "k_proj", "v_proj"),
-            "gate_up_proj": ("gate_proj", "up_proj"),
-        },
+        packed_modules_mapping=PACKED_QKV_GATE_UP,
         # vLLM 0.33 models/glm4_moe.py Glm4MoeModel.load_weights: skip_spec_layers drops MTP layers
         loader=LoaderRules(style="auto", skip_layers_from=cfg.num_layers),
     )

@@ -5,7 +5,13 @@ from __future__ import annotations
 from servecheck.findings.registry import Severity
 from servecheck.plan.config import GIB
 from servecheck.plan.planner import Plan
-from servecheck.render.plan.words import STATUS_TEXT, kv_text, rejected_codes
+from servecheck.render.plan.words import (
+    MOE_TP_COLUMNS,
+    STATUS_TEXT,
+    kv_text,
+    moe_tp_cells,
+    rejected_codes,
+)
 from servecheck.render.svg import svg_image
 
 
@@ -65,20 +71,10 @@ def render_plan_markdown(plan: Plan, heading: str = "##", findings: bool = True)
             "Expert tensor-parallel sizes by FP8 format (with `--enable-expert-parallel` experts "
             "stay whole and every format works):",
             "",
-            "| TP | Expert width/rank | Block-FP8 (compressed-tensors) | Block-FP8 (fp8 method) | "
-            "Per-channel FP8 |",
+            "| " + " | ".join(MOE_TP_COLUMNS) + " |",
             "|---:|---:|---|---|---|",
         ]
-        for row in plan.moe_tp_table:
-            refined = row["block_fp8_plain_refined_to"]
-            plain = "yes" if row["block_fp8_plain"] else "no"
-            if row["block_fp8_plain"] and refined:
-                plain = f"yes (refined to {refined}, Triton)"
-            out.append(
-                f"| {row['tp']} | {row['intermediate_per_rank']} | "
-                f"{'yes' if row['block_fp8_compressed_tensors'] else 'no'} | {plain} | "
-                f"{'yes' if row['per_channel_fp8'] else 'no'} |"
-            )
+        out += ["| " + " | ".join(moe_tp_cells(row)) + " |" for row in plan.moe_tp_table]
         out.append("")
     for f in plan.findings if findings else ():
         if f.severity == Severity.INFO and f.code not in ("M005", "M009"):

@@ -9,7 +9,13 @@ from servecheck.findings.registry import Severity
 from servecheck.plan.config import GIB
 from servecheck.plan.memory import LayoutPlan
 from servecheck.plan.planner import Plan
-from servecheck.render.plan.words import STATUS_TEXT, kv_text, rejected_codes
+from servecheck.render.plan.words import (
+    MOE_TP_COLUMNS,
+    STATUS_TEXT,
+    kv_text,
+    moe_tp_cells,
+    rejected_codes,
+)
 from servecheck.render.svg import SEGMENTS, TERMINAL_CHAR, TERMINAL_STYLE, bars, terminal_bar
 from servecheck.render.tables import TextTable, grid
 
@@ -171,24 +177,10 @@ def render_bars(p: LayoutPlan, console: Console) -> None:
 
 def moe_table(plan: Plan) -> TextTable:
     t = TextTable(
-        "TP",
-        "Expert width/rank",
-        "Block-FP8 (compressed-tensors)",
-        "Block-FP8 (fp8 method)",
-        "Per-channel FP8",
+        *MOE_TP_COLUMNS,
         title="Expert tensor-parallel sizes by FP8 format (experts split by TP)",
     )
     for row in plan.moe_tp_table:
-        refined = row["block_fp8_plain_refined_to"]
-        plain = "yes" if row["block_fp8_plain"] else "no"
-        if row["block_fp8_plain"] and refined:
-            plain = f"yes (scales refined to {refined}, Triton only)"
-        t.add_row(
-            str(row["tp"]),
-            str(row["intermediate_per_rank"]),
-            "yes" if row["block_fp8_compressed_tensors"] else "no",
-            plain,
-            "yes" if row["per_channel_fp8"] else "no",
-        )
+        t.add_row(*moe_tp_cells(row))
     t.caption = "With --enable-expert-parallel every format works: experts stay whole."
     return t
