@@ -20,6 +20,9 @@ from servecheck.explain import explain_text, load_signatures, parse_log
 from servecheck.findings.rules import all_rules
 
 LOGS = ROOT / "tests" / "data" / "logs"
+# Real pastes from public issues (tests/test_explain_corpus.py checks their recognition).
+CORPUS = ROOT / "tests" / "data" / "explain_corpus"
+CORPUS_PASTES = sorted(CORPUS.glob("*.txt"))
 CATALOG = ROOT.parent / "shared" / "research" / "failure-catalog.md"
 
 
@@ -88,7 +91,7 @@ def test_every_catalogue_entry_with_error_text_has_a_log():
 
 def _log_texts() -> list[str]:
     texts = []
-    for path in ALL_LOGS:
+    for path in ALL_LOGS + CORPUS_PASTES:
         parsed = parse_log(path.read_text())
         texts += [e.text for e in parsed.errors]
         texts += [re.sub(r"\s+", " ", line.text) for line in parsed.lines]
@@ -104,6 +107,10 @@ def test_no_dead_patterns():
 
 def test_every_signature_is_best_match_somewhere():
     best = {explain_text(p.read_text()).match.signature.id for p in MATCHED_LOGS}
+    for path in CORPUS_PASTES:
+        match = explain_text(path.read_text(encoding="utf-8")).match
+        if match is not None:
+            best.add(match.signature.id)
     unused = [s.id for s in load_signatures() if s.id not in best]
     assert not unused, unused
 

@@ -122,6 +122,7 @@ class Signature:
     context: tuple[re.Pattern[str], ...] = ()
     log_lines: bool = False
     detail: str | None = None
+    facts: str | None = None  # GPU-table facts for `detail` (servecheck.hardware.gpu_facts)
     priority: int = 0
     # Per pattern: literal characters every match must contain (see `literal_length`).
     literal: tuple[int, ...] = ()
@@ -185,6 +186,7 @@ def _signature(row: Mapping[str, Any]) -> Signature:
         context=tuple(re.compile(p) for p in row.get("context", ())),
         log_lines=bool(row.get("log_lines", False)),
         detail=row.get("detail"),
+        facts=row.get("facts"),
         priority=int(row.get("priority", 0)),
         literal=tuple(literal_length(p) for p in sources),
     )
@@ -398,8 +400,13 @@ class Match:
         template = self.signature.detail
         if not template:
             return None
+        fields = dict(self.fields)
+        if self.signature.facts:
+            from servecheck.hardware.gpu_facts import explain_facts
+
+            fields.update(explain_facts(self.signature.facts, fields))
         try:
-            return template.format(**self.fields)
+            return template.format(**fields)
         except (KeyError, IndexError, ValueError):
             return None
 
