@@ -190,8 +190,9 @@ def check_checkpoint(
         target.capability,
         method=pre.method,
         plat=plat,
-        tp=max(target.count, 1),
         tensors=ckpt.tensors,
+        tp=max(target.count, 1),
+        gguf=ckpt.gguf,
     )
     findings: list[Finding] = [
         *version.findings(),
@@ -201,7 +202,17 @@ def check_checkpoint(
         *resolution.findings,
     ]
     result = None
-    if ckpt.config_only:
+    if ckpt.gguf is not None:
+        from servecheck.quant.gguf import gguf_findings
+        from servecheck.quant.gguf import module_bytes as gguf_bytes
+
+        # sizes from the GGUF tensor infos; a removed loader is said once (F008, not Q012)
+        findings = gguf_findings(findings)
+        module_bytes = {
+            **estimated_bytes(inventory, resolution, cfg),
+            **gguf_bytes(inventory, ckpt.gguf),
+        }
+    elif ckpt.config_only:
         findings.append(ckpt_rules.ConfigOnly.make(ver=ver))
         module_bytes = estimated_bytes(inventory, resolution, cfg)
     else:

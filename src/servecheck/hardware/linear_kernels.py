@@ -123,6 +123,18 @@ def linear_kernel(res: Resolution, ctx: Context) -> KernelChoice | None:
             source="model_executor/layers/linear.py UnquantizedLinearMethod",
         )
     scheme = res.kernel_scheme or res.scheme
+    if scheme == "GGUF":
+        # vLLM 0.10-0.23 quantization/gguf.py _fused_mul_mat_gguf: x @ W.T for F32/F16/BF16;
+        # ggml_mul_mat_vec_a8 (MMVQ) for small batches, ggml_mul_mat_a8 (MMQ) for the standard
+        # and K-quants, dequantize + GEMM for the I-quants
+        plain = set((res.note or "").split("/")) <= {"F32", "F16", "BF16"}
+        how = "torch matmul" if plain else "ggml MMVQ/MMQ kernels"
+        return KernelChoice(
+            family="gguf_linear",
+            kernel="matmul" if plain else "ggml_mul_mat",
+            label=f"GGUF {res.note} ({how})",
+            source="model_executor/layers/quantization/gguf.py _fused_mul_mat_gguf",
+        )
     if scheme in FIXED_KERNELS:
         kernel, label, source = FIXED_KERNELS[scheme]
         return KernelChoice(family="fixed_linear", kernel=kernel, label=label, source=source)

@@ -145,6 +145,16 @@ def moe_backend(res: Resolution, ctx: Context) -> KernelChoice | None:
             source="model_executor/layers/fused_moe/oracle/w4a8_int8.py "
             "select_w4a8_int8_moe_backend",
         )
+    if method == "GGUFMoEMethod":
+        # vLLM 0.10-0.23 quantization/gguf.py _fused_moe_gguf: ggml_moe_a8 (MMQ types) or
+        # ggml_moe_a8_vec (MMVQ types); other types loop per token (F010)
+        return _fixed(
+            res,
+            "GGUF",
+            "fused_moe_gguf",
+            "gguf.py GGUFMoEMethod.apply",
+            family="gguf_moe",
+        )
     if method == "CompressedTensorsW4A8Fp8MoEMethod":
         layer = Layer(weight_key="kInt4Static", act_key="kFp8DynamicTokenSym")
         return _walk("w4a8", candidates("w4a8_moe", ctx.version), ctx, layer)

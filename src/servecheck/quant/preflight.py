@@ -165,14 +165,22 @@ def preflight(
         findings.append(
             qrules.MethodNeedsNewerGpu.make(method=method, need=need, have=cap, gpu=gpu, ver=ver)
         )
-    if row.act_dtypes is not None and dtype not in row.act_dtypes:
+    act_dtypes = row.act_dtypes
+    if method == "gguf" and act_dtypes is not None and cap is not None and cap >= 100:
+        from servecheck.quant.gguf import release_row as gguf_row
+
+        # vLLM 0.13-0.23 gguf.py get_supported_act_dtypes: no bfloat16 from capability 100
+        g = gguf_row(version.release)
+        if g is not None and not g["bf16_blackwell"]:
+            act_dtypes = [d for d in act_dtypes if d != "bfloat16"]
+    if act_dtypes is not None and dtype not in act_dtypes:
         findings.append(
             qrules.ActDtypeNotSupported.make(
                 method=method,
                 dtype=dtype,
-                supported=", ".join(row.act_dtypes),
-                first=row.act_dtypes[0],
-                torch_list=", ".join(f"torch.{d}" for d in row.act_dtypes),
+                supported=", ".join(act_dtypes),
+                first=act_dtypes[0],
+                torch_list=", ".join(f"torch.{d}" for d in act_dtypes),
                 ver=ver,
             )
         )

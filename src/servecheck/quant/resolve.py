@@ -36,6 +36,7 @@ from servecheck.quant.schemes import (
     wna16_marlin_moe_supported,
 )
 from servecheck.quant.spec import QuantSpec
+from servecheck.source.gguf import GgufHeader
 from servecheck.source.safetensors import TensorInfo
 from servecheck.versions import VllmVersion
 
@@ -72,6 +73,7 @@ def resolve(
     plat: Platform | None = None,
     tp: int = 1,
     tensors: Mapping[str, TensorInfo] | None = None,
+    gguf: GgufHeader | None = None,
 ) -> ResolutionResult:
     """Resolve all modules. capability: the target GPU's (major*10+minor) or None; ``method``:
     the method vLLM settled on (quant/preflight.py), default the checkpoint's; ``tensors``: the
@@ -81,6 +83,10 @@ def resolve(
     row = method_row(method, version) if method else None
     if quant.ct is not None:
         resolver: Base = _CTResolver(inventory, quant.ct, version, capability)
+    elif method == "gguf" and gguf is not None:
+        from servecheck.quant.gguf import GgufResolver
+
+        resolver = GgufResolver(inventory, gguf, version, capability)
     elif method in WNA16_METHODS and row is not None:
         from servecheck.quant.wna16 import Wna16Config, Wna16Resolver
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from servecheck.errors import InputError
+from servecheck.source.gguf import GgufHeader
 from servecheck.source.safetensors import ShardHeader, TensorInfo
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -104,6 +105,9 @@ class Checkpoint:
     # safetensors files: their tensors are then inferred from the config.
     other_weight_files: tuple[str, ...] = ()
     source: Source | None = None
+    # A GGUF file (vLLM 0.10-0.23): its header; the config is the one transformers builds
+    # from the metadata.
+    gguf: GgufHeader | None = None
 
     @property
     def config_only(self) -> bool:

@@ -18,6 +18,8 @@ from servecheck.source.checkpoint import (
     shard_selection,
     truncation_problem,
 )
+from servecheck.source.gguf import gguf_config, is_gguf
+from servecheck.source.gguf import read_header as read_gguf
 from servecheck.source.safetensors import HeaderTruncated, ShardHeader, read_header
 
 __all__ = ["INDEX_NAME", "Checkpoint", "ShardProblem", "open_local", "read_json"]
@@ -56,6 +58,9 @@ def open_local(path: str | Path, source: Source | None = None) -> Checkpoint:
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such file or folder: {path}")
+    gguf = _gguf_file(path)
+    if gguf is not None:
+        return open_gguf(gguf, source)
     folder = path.parent if path.is_file() else path
     config_file = path if path.is_file() else path / "config.json"
     source = source or Source(kind="local", path=str(path), config_file=config_file)
@@ -90,6 +95,34 @@ def open_local(path: str | Path, source: Source | None = None) -> Checkpoint:
         shards=shards,
         problems=problems,
         source=source,
+    )
+
+
+def _gguf_file(path: Path) -> Path | None:
+    """The GGUF file MODEL names: the file itself, or the one .gguf file of a folder that has
+    no config.json (vLLM takes the file's path, never the folder's)."""
+    if path.is_file():
+        return path if is_gguf(path) else None
+    if (path / "config.json").exists():
+        return None
+    files = sorted(p for p in path.glob("*.gguf") if p.is_file())
+    if len(files) > 1:
+        names = ", ".join(p.name for p in files[:4]) + (" ..." if len(files) > 4 else "")
+        raise InputError(
+            f"{path} holds {len(files)} GGUF files ({names}); vLLM loads one GGUF file: "
+            "pass its path"
+        )
+    return files[0] if files else None
+
+
+def open_gguf(path: Path, source: Source | None = None) -> Checkpoint:
+    """A GGUF file: its header, and the config transformers builds from its metadata."""
+    header = read_gguf(path)
+    return Checkpoint(
+        location=str(path),
+        config=gguf_config(header),
+        source=source or Source(kind="local", path=str(path)),
+        gguf=header,
     )
 
 

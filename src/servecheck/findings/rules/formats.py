@@ -170,3 +170,79 @@ class BnbConfigRejected(Rule):
     fix = "Use bnb_4bit_quant_storage 'uint8' (the bitsandbytes default)."
     vllm_ref = QDIR + "/bitsandbytes.py BitsAndBytesConfig.__init__"
     vllm_message = "{vllm_text}"
+
+
+@rule
+class GgufRemoved(Rule):
+    """This vLLM release cannot load GGUF files.
+
+    ## Why it matters
+    vLLM 0.10-0.23 load a ``.gguf`` file (``vllm serve ./model-Q4_K_M.gguf``); from 0.24 the
+    GGUF loader and the ``gguf`` quantization method are gone, and a ``.gguf`` path is read as a
+    model folder without a config: the engine refuses it at start-up.
+
+    ## Fix
+    Serve it with vLLM 0.23 (``pip install vllm==0.23.0``), or use the safetensors checkpoint
+    the GGUF file was made from.
+    """
+
+    code = "F008"
+    exception = "ValueError"
+    name = "gguf-removed"
+    severity = Severity.ERROR
+    message = "vLLM {ver} has no GGUF loader (removed in 0.24.0): {file} cannot be served"
+    fix = "Use vLLM 0.23.0 or older, or the model's safetensors checkpoint."
+    vllm_ref = "vLLM {ver} transformers_utils/config.py get_config"
+    # the first line of the message; it goes on to list what a model folder must hold
+    vllm_message = (
+        "Invalid repository ID or local directory specified: '{file}'. Please verify the "
+        "following requirements: ..."
+    )
+
+
+@rule
+class GgufTypeUnsupported(Rule):
+    """A tensor is stored in a GGML type vLLM's GGUF kernels do not take.
+
+    ## Why it matters
+    vLLM's GGUF linear layers take the unquantized types (F32, F16, BF16) and the types its
+    dequantize kernels know (Q4_0 ... Q8_1, the K-quants Q2_K ... Q6_K, the I-quants); any
+    other type (Q8_K, TQ1_0, MXFP4 ...) raises after every weight has been read.
+
+    ## Fix
+    Re-quantize the file with a supported type (llama-quantize ... Q4_K_M).
+    """
+
+    code = "F009"
+    exception = "ValueError"
+    name = "gguf-type-unsupported"
+    severity = Severity.ERROR
+    message = (
+        "{module}: stored as GGML type {gtype} ({tensor}), which vLLM {ver}'s GGUF kernels do "
+        "not take (F32/F16/BF16, Q4_0-Q8_1, Q2_K-Q6_K and the I-quants)"
+    )
+    fix = "Re-quantize the GGUF file with a supported type (e.g. Q4_K_M, Q8_0)."
+    vllm_ref = QDIR + "/gguf.py GGUFLinearMethod.process_weights_after_loading"
+    vllm_message = "{vllm_text}"
+
+
+@rule
+class GgufSlowExperts(Rule):
+    """MoE experts whose GGML types have no fused GGUF MoE kernel run a slow path.
+
+    ## Why it matters
+    vLLM's GGUF MoE runs the MMQ kernel (ggml_moe_a8) or the vector kernel (ggml_moe_a8_vec)
+    for the quantized types that have them; other types (F16/F32 experts among them) fall back
+    to a loop over tokens and experts, much slower.
+    """
+
+    code = "F010"
+    name = "gguf-slow-experts"
+    severity = Severity.WARNING
+    message = "{module}: experts in {gtype} have no fused GGUF MoE kernel; vLLM loops per token"
+    fix = "Re-quantize the experts to a K-quant or Q8_0."
+    vllm_ref = QDIR + "/gguf.py _fused_moe_gguf"
+    vllm_message = (
+        "There is no support for fast MoE kernel for current quantization method. Falling back "
+        "to slow implementation."
+    )

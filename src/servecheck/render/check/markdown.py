@@ -38,7 +38,9 @@ def render_markdown(report: CheckReport) -> str:
     out.append("")
     for note in report.notes:
         out.append(f"> {note}")
-    if report.checkpoint.config_only:
+    if report.checkpoint.gguf is not None:
+        out.append("> A GGUF file: the config is the one transformers builds from its metadata.")
+    elif report.checkpoint.config_only:
         out.append("> Only config.json was given: tensor names, dtypes and sizes are inferred.")
     out.append("")
     out += ["## Model", "", "| Parameter | Value |", "|---|---|"]
@@ -69,7 +71,11 @@ def render_markdown(report: CheckReport) -> str:
         (
             "Weights",
             human_bytes(report.total_bytes)
-            + (" (inferred)" if report.checkpoint.config_only else " (from headers)"),
+            + (
+                " (inferred)"
+                if report.checkpoint.config_only and report.checkpoint.gguf is None
+                else " (from headers)"
+            ),
         )
     )
     out += [f"| {k} | {v} |" for k, v in rows]

@@ -70,7 +70,10 @@ def _header(report: CheckReport) -> Table:
     t.add_row("Checkpoint", source.describe() if source else report.location)
     t.add_row("Model", f"{cfg.architecture} ({family}): {dims}")
     ckpt = report.checkpoint
-    if ckpt.config_only:
+    if ckpt.gguf is not None:
+        n = len(ckpt.gguf.tensors)
+        size = f"{human_bytes(report.total_bytes)} in {n:,} tensors (GGUF v{ckpt.gguf.version})"
+    elif ckpt.config_only:
         size = f"{human_bytes(report.total_bytes)} (inferred from config.json)"
     else:
         n = len(ckpt.tensors or {})
