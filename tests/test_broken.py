@@ -48,7 +48,7 @@ def test_dtype_contradicts_scheme(tmp_path):
     path = broken.dequantized_module(broken.fixture("llama-FP8_DYNAMIC"), tmp_path / "c")
     report = check(path)
     assert codes(report) == ["K008"]
-    assert "stored as BF16 but resolve to W8A8Fp8" in report.findings[0].message
+    assert "1 module is stored as BF16 but resolves to W8A8Fp8" in report.findings[0].message
 
 
 def test_ignore_only_q_proj_splits_fused_qkv(tmp_path):

@@ -486,7 +486,7 @@ def _ignore_statement(ra: CheckResult, rb: CheckResult, ign: IgnoreComparison) -
         what = _list(a.covered) if a.covered else "no module"
         parts.append(
             f"Both ignore lists make vLLM skip the same modules{how}: {what}, although A has "
-            f"{a.entries} entries and B {b.entries}."
+            f"{entries_text(a.entries)} and B {entries_text(b.entries)}."
         )
     else:
         parts.append(
@@ -497,10 +497,12 @@ def _ignore_statement(ra: CheckResult, rb: CheckResult, ign: IgnoreComparison) -
         idle = side.unconsulted_entries + side.nothing_entries
         if idle:
             parts.append(
-                f"{idle} of {label}'s {side.entries} entries name nothing vLLM quantizes "
-                f"({side.unconsulted_entries} name norms, biases, parameters or modules built "
-                f"without the quantization config; {side.nothing_entries} match no name of "
-                "the model): they change nothing."
+                f"{idle} of {label}'s {entries_text(side.entries)} {_verb(idle, 'name')} "
+                f"nothing vLLM quantizes ({side.unconsulted_entries} "
+                f"{_verb(side.unconsulted_entries, 'name')} norms, biases, parameters or modules "
+                f"built without the quantization config; {side.nothing_entries} "
+                f"{_verb(side.nothing_entries, 'match')} no name of the model): "
+                f"{'it changes' if idle == 1 else 'they change'} nothing."
             )
     if ign.same_effect and not a.effect and not b.effect:
         parts.append(
@@ -515,3 +517,10 @@ def _ignore_statement(ra: CheckResult, rb: CheckResult, ign: IgnoreComparison) -
             f"only B changes {_list(ign.effect_only_b) or 'nothing'}."
         )
     return " ".join(parts)
+
+
+def _verb(n: int, verb: str) -> str:
+    """The verb agreeing with a count: 1 names, 2 name; 1 matches, 2 match."""
+    if n != 1:
+        return verb
+    return verb + ("es" if verb.endswith(("s", "sh", "ch", "x")) else "s")

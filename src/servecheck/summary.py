@@ -69,8 +69,8 @@ def human_bytes(n: int) -> str:
 
 
 def counted(n: int, word: str, plural: str | None = None) -> str:
-    """'1 error', '2 errors'; '1 entry', '3 entries' with the plural given."""
-    return f"{n} {word if n == 1 else plural or word + 's'}"
+    """'1 error', '2 errors'; '1 entry', '3 entries' with the plural given; '1,234 tensors'."""
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
 
 
 def entries_text(n: int) -> str:

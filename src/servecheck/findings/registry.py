@@ -133,4 +133,17 @@ def _fill(template: str, fields: Mapping[str, Any]) -> str:
     missing = names - set(fields)
     if missing:
         raise KeyError(f"finding template needs {sorted(missing)}")
-    return template.format(**fields)
+    return _WORDS.format(template, **fields)
+
+
+class _Words(string.Formatter):
+    """Templates say a count's words for one and for many: `{n} {n:tensor is|tensors are}`."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if "|" not in format_spec:
+            return super().format_field(value, format_spec)
+        one, many = format_spec.split("|", 1)
+        return one if str(value).replace(",", "") == "1" else many
+
+
+_WORDS = _Words()

@@ -75,7 +75,7 @@ def has_sinks(cfg: ModelConfig) -> bool:
     return cfg.model_type == "gpt_oss" or bool(cfg.raw.get("use_attention_sinks"))
 
 
-def sink_reason(name: str, device: Device, env: KernelEnv, version: str) -> str | None:
+def sink_reason(name: str, device: Device, env: KernelEnv, version: Release) -> str | None:
     """vLLM 0.33 v1/attention/backend.py validate_configuration: 'attention sinks not
     supported' unless the backend's supports_sink() holds (flash_attn.py: FA3 or FA4;
     flashinfer.py: TRT-LLM attention, sm_90 / sm_10x / sm_12x in 0.33, sm_10x in 0.24;
@@ -120,7 +120,7 @@ def _check(
     kv: str,
     mla: bool,
     sparse: bool,
-    version: str = "0.33.0",
+    version: Release,
 ) -> str | None:
     """validate_configuration (v1/attention/backend.py:279-369): None or the first reason."""
     r = _rows()[name]

@@ -69,7 +69,10 @@ def table(rows: list[Any], args: argparse.Namespace) -> None:
     from servecheck.render.tables import TextTable
 
     headers = [h + ">" if h in ("Memory", "GB/s") else h for h in HEADERS]
-    t = TextTable(*headers, title=f"{len(rows)} GPUs (servecheck gpus --gpu NAME for one)")
+    from servecheck.summary import counted
+
+    title = f"{counted(len(rows), 'GPU')} (servecheck gpus --gpu NAME for one)"
+    t = TextTable(*headers, title=title)
     for c in cells:
         t.add_row(*c)
     make_console().print(t)

@@ -40,7 +40,7 @@ class IndexNamesMissingShard(Rule):
     exception = "FileNotFoundError"
     name = "index-missing-shard"
     severity = Severity.ERROR
-    message = "index names {n} shard files that are missing: {files}{consequence}"
+    message = "index names {n} shard {n:file that is|files that are} missing: {files}{consequence}"
     fix = "Download the missing shards (or regenerate the index)."
     vllm_ref = LOADER + " filter_duplicate_safetensors_files"
     vllm_message = "{vllm_text}"
@@ -57,7 +57,9 @@ class ShardOutsideIndex(Rule):
     code = "K003"
     name = "shard-outside-index"
     severity = Severity.WARNING
-    message = "{n} safetensors files are not named in the index and will be skipped: {files}"
+    message = (
+        "{n} safetensors {n:file is|files are} not named in the index and will be skipped: {files}"
+    )
     fix = "Remove stray files, or add their tensors to the index's weight_map."
     vllm_ref = LOADER + " filter_duplicate_safetensors_files"
 
@@ -74,7 +76,7 @@ class IndexWeightMapMismatch(Rule):
     code = "K004"
     name = "index-weight-map-mismatch"
     severity = Severity.WARNING
-    message = "{n} tensors are listed in the index but not stored in the named shard"
+    message = "{n} {n:tensor is|tensors are} listed in the index but not stored in the named shard"
     fix = "Regenerate model.safetensors.index.json from the shards."
     vllm_ref = LOADER + " filter_duplicate_safetensors_files"
 
@@ -95,7 +97,7 @@ class MissingTensor(Rule):
     code = "K005"
     name = "missing-tensor"
     severity = Severity.ERROR
-    message = "{n} expected tensors are missing (e.g. {example}); {consequence}"
+    message = "{n} expected {n:tensor is|tensors are} missing (e.g. {example}); {consequence}"
     fix = "Check that every shard is present and that the config describes this checkpoint."
     vllm_ref = "vLLM {ver} model_executor/model_loader/default_loader.py load_weights"
     vllm_message = "{vllm_text}"
@@ -118,7 +120,10 @@ class UnexpectedTensor(Rule):
     exception = "ValueError"
     name = "unexpected-tensor"
     severity = Severity.ERROR
-    message = "{n} checkpoint tensors have no vLLM parameter and stop the load (e.g. {example})"
+    message = (
+        "{n} checkpoint {n:tensor has|tensors have} no vLLM parameter and {n:stops|stop} the "
+        "load (e.g. {example})"
+    )
     fix = "{fix_text}"
     vllm_ref = "vLLM {ver} model_executor/models/utils.py AutoWeightsLoader / {loader}"
     vllm_message = "{vllm_text}"
@@ -137,7 +142,7 @@ class TensorSilentlyDropped(Rule):
     code = "K007"
     name = "tensor-silently-dropped"
     severity = Severity.WARNING
-    message = "{n} checkpoint tensors are skipped by vLLM's loader (e.g. {example})"
+    message = "{n} checkpoint {n:tensor is|tensors are} skipped by vLLM's loader (e.g. {example})"
     fix = "{fix_text}"
     vllm_ref = "vLLM {ver} model_executor/models/utils.py AutoWeightsLoader ignore_unexpected"
 
@@ -163,7 +168,10 @@ class DtypeContradictsScheme(Rule):
     code = "K008"
     name = "dtype-contradicts-scheme"
     severity = Severity.ERROR
-    message = "{n} modules are stored as {stored} but resolve to {expected} (e.g. {example})"
+    message = (
+        "{n} {n:module is|modules are} stored as {stored} but {n:resolves|resolve} to {expected} "
+        "(e.g. {example})"
+    )
     fix = "Make the quantization config describe how these modules are stored (servecheck fix)."
     vllm_ref = "vLLM {ver} model_executor/layers/linear.py weight_loader"
 
@@ -181,7 +189,9 @@ class ShapeMismatch(Rule):
     exception = "AssertionError"
     name = "shape-mismatch"
     severity = Severity.ERROR
-    message = "{n} tensors have shapes the config does not imply (e.g. {example})"
+    message = (
+        "{n} {n:tensor has a shape|tensors have shapes} the config does not imply (e.g. {example})"
+    )
     fix = "Check hidden/intermediate sizes, head counts and vocab size in config.json."
     vllm_ref = "vLLM {ver} model_executor/layers/linear.py weight_loader"
     vllm_message = "Tried to load weights of size {stored} to a parameter of size {expected}"
@@ -244,7 +254,10 @@ class QuantizedRouterGate(Rule):
     exception = "ValueError"
     name = "quantized-router-gate"
     severity = Severity.ERROR
-    message = "{n} router gates are stored quantized; {arch} builds them unquantized ({example})"
+    message = (
+        "{n} router {n:gate is|gates are} stored quantized; {arch} builds {n:it|them} "
+        "unquantized ({example})"
+    )
     fix = "Re-quantize with the router kept in 16-bit: ignore 're:.*mlp\\.gate$'."
     vllm_ref = "vLLM {ver} model_executor/models/{model_file}"
     vllm_message = "{vllm_text}"
@@ -278,7 +291,7 @@ class DuplicateTensor(Rule):
     code = "K014"
     name = "duplicate-tensor"
     severity = Severity.WARNING
-    message = "{n} tensors appear in more than one shard (e.g. {example})"
+    message = "{n} {n:tensor appears|tensors appear} in more than one shard (e.g. {example})"
     fix = "Remove the duplicates."
     vllm_ref = LOADER + " safetensors_weights_iterator"
 

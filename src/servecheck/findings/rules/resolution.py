@@ -211,8 +211,9 @@ class IgnoreMatchesNothing(Rule):
     name = "ignore-matches-nothing"
     severity = Severity.INFO
     message = (
-        "{n} ignore entries match no module vLLM quantizes (e.g. {example}); norms, biases, "
-        "router gates and embeddings are never quantized, so listing them changes nothing"
+        "{n} ignore {n:entry matches|entries match} no module vLLM quantizes (e.g. {example}); "
+        "norms, biases, router gates and embeddings are never quantized, so listing them "
+        "changes nothing"
     )
     fix = "Remove them, or correct the names if they were meant to match something."
     vllm_ref = CT_DIR + "/utils.py should_ignore_layer"

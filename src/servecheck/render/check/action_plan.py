@@ -40,7 +40,8 @@ def action_plan(report: CheckReport) -> list[str]:
             out += [
                 f"### {step}. Optional: shorten the ignore list",
                 "",
-                f"{len(proposal.dropped)} of its {len(proposal.before)} entries change nothing "
+                f"{len(proposal.dropped)} of its {len(proposal.before)} entries "
+                f"{'changes' if len(proposal.dropped) == 1 else 'change'} nothing "
                 "(R009). The list derived from the headers makes vLLM resolve every module "
                 f"the same way: `servecheck fix {loc} --write` (keeps config.json.orig).",
                 "",

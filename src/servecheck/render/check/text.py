@@ -77,7 +77,8 @@ def _header(report: CheckReport) -> Table:
         size = f"{human_bytes(report.total_bytes)} (inferred from config.json)"
     else:
         n = len(ckpt.tensors or {})
-        size = f"{human_bytes(report.total_bytes)} in {n:,} tensors, {len(ckpt.shards)} shards"
+        shards = counted(len(ckpt.shards), "shard")
+        size = f"{human_bytes(report.total_bytes)} in {counted(n, 'tensor')}, {shards}"
     t.add_row("Weights", size)
     t.add_row("Quantization", quant_text(report))
     t.add_row(
