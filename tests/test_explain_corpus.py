@@ -149,6 +149,22 @@ def test_messy_pastes_are_represented():
     assert {"prose", "docker", "ray", "attempts", "chinese", "ansi", "crlf"} <= tags
 
 
+# Families of the toolchain and runtime rows of the curated table (kernels, compilers and
+# drivers, memory, the Hub): each cites where its wording and cause come from.
+RUNTIME_FAMILIES = {"kernel", "toolchain", "memory", "hub"}
+
+
+def test_curated_rows_have_families_and_runtime_rows_cite_sources():
+    rows = load_toml("signatures.toml")["signature"]
+    assert all(row.get("family") in FAMILIES for row in rows), [
+        row["id"] for row in rows if row.get("family") not in FAMILIES
+    ]
+    runtime = [row for row in rows if row["family"] in RUNTIME_FAMILIES]
+    assert len(runtime) >= 40
+    for row in runtime:
+        assert row["refs"] and all(ref.startswith("https://") for ref in row["refs"]), row["id"]
+
+
 # --------------------------------------------------------------------------------------------
 # The failure catalogue's quoted errors
 # --------------------------------------------------------------------------------------------
