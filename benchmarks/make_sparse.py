@@ -4,22 +4,23 @@
 
 The tensor list comes from servecheck's own model of the config (every module's expected
 checkpoint tensors under its resolved scheme), so the fake is consistent with the config by
-construction. Each shard is `<u64 header length><JSON header>` followed by a truncate() to the
-full size: the file's apparent size is real, its disk usage is only the headers. For
-benchmarks; never commit the output.
+construction. tests/fixtures/sparse.py writes each shard as `<u64 header length><JSON header>`
+followed by a truncate() to the full size: the file's apparent size is real, its disk usage is
+only the headers. For benchmarks; never commit the output.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import struct
+import sys
 from pathlib import Path
 
 from servecheck.api import check
 from servecheck.checks.expected import module_tensors
-from servecheck.source.safetensors import DTYPE_BITS
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fixtures import sparse  # the stdlib writer the tests use
 
 
 def tensor_list(config_path: Path) -> tuple[dict, list[tuple[str, str, tuple[int, ...]]]]:
@@ -39,41 +40,11 @@ def tensor_list(config_path: Path) -> tuple[dict, list[tuple[str, str, tuple[int
 
 def write(config_dir: Path, out: Path, shards: int) -> dict:
     config, tensors = tensor_list(config_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config, indent=2))
-    sizes = [math.ceil(math.prod(s) * DTYPE_BITS[d] / 8) for _, d, s in tensors]
-    per_shard = math.ceil(sum(sizes) / shards)
-    weight_map: dict[str, str] = {}
-    groups: list[list[int]] = [[]]
-    acc = 0
-    for i, size in enumerate(sizes):
-        if acc >= per_shard and len(groups) < shards:
-            groups.append([])
-            acc = 0
-        groups[-1].append(i)
-        acc += size
-    for k, idx in enumerate(groups, 1):
-        name = f"model-{k:05d}-of-{len(groups):05d}.safetensors"
-        header: dict = {"__metadata__": {"format": "pt"}}
-        offset = 0
-        for i in idx:
-            tname, dtype, shape = tensors[i]
-            header[tname] = {
-                "dtype": dtype,
-                "shape": list(shape),
-                "data_offsets": [offset, offset + sizes[i]],
-            }
-            weight_map[tname] = name
-            offset += sizes[i]
-        raw = json.dumps(header, separators=(",", ":")).encode()
-        raw += b" " * (-len(raw) % 8)
-        with (out / name).open("wb") as f:
-            f.write(struct.pack("<Q", len(raw)))
-            f.write(raw)
-            f.truncate(8 + len(raw) + offset)
-    index = {"metadata": {"total_size": sum(sizes)}, "weight_map": weight_map}
-    (out / "model.safetensors.index.json").write_text(json.dumps(index))
-    return {"tensors": len(tensors), "shards": len(groups), "bytes": sum(sizes)}
+    files = sparse.split([[n, d, list(s)] for n, d, s in tensors], shards)
+    spec = {"config": config, "shards": files, "index": sparse.index_of(files)}
+    sparse.write(spec, out)
+    size = sum(sparse.nbytes(d, s) for _, d, s in tensors)
+    return {"tensors": len(tensors), "shards": len(files), "bytes": size}
 
 
 def main() -> None:
