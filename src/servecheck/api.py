@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from servecheck.check_result import CheckResult
 from servecheck.checks.audit import audit
 from servecheck.checks.estimate import estimated_bytes
-from servecheck.core import NO_TARGET, Target
+from servecheck.core import NO_TARGET, Target, gc_paused
 from servecheck.findings.collect import unique
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import architecture as arch_rules
@@ -87,11 +87,13 @@ def check(
         "quantization": quantization,
         "dtype": dtype,
     }
-    if launch is not None:
-        report = check_launch(model, launch, revision=revision, offline=offline, **stages)
-    else:
-        report = check_checkpoint(open_model(model, revision=revision, offline=offline), **stages)
-    return with_fix(report) if propose_fix else report
+    with gc_paused():
+        if launch is not None:
+            report = check_launch(model, launch, revision=revision, offline=offline, **stages)
+        else:
+            ckpt = open_model(model, revision=revision, offline=offline)
+            report = check_checkpoint(ckpt, **stages)
+        return with_fix(report) if propose_fix else report
 
 
 def check_launch(

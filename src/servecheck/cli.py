@@ -90,7 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     args.vllm_args = vllm_args
-    return run_guarded(args)
+    from servecheck.core import gc_paused
+
+    with gc_paused():
+        return run_guarded(args)
 
 
 def run_guarded(args: argparse.Namespace) -> int:

@@ -6,7 +6,25 @@ can share these without import circles.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a check builds its ~10^5 long-lived objects
+    (parsed headers, one record per tensor): the collector would otherwise walk all of them
+    again at each collection it triggers, which costs 2-3x the JSON parsing on a Kimi-K2-sized
+    checkpoint. Nothing built here forms cycles worth collecting before the check ends."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -163,12 +164,17 @@ def assemble(
 ) -> Checkpoint:
     """The Checkpoint of a checkpoint with safetensors files (shards in file-name order)."""
     tensors: dict[str, TensorInfo] = {}
-    duplicates: list[str] = []
     for shard in shards:
-        for t in shard.tensors:
-            if t.name in tensors:
-                duplicates.append(t.name)
-            tensors[t.name] = t
+        tensors.update(zip(map(_NAME, shard.tensors), shard.tensors, strict=True))
+    duplicates: list[str] = []
+    if len(tensors) < sum(len(shard.tensors) for shard in shards):
+        # some name is stored twice: list each repeat, in file order, the last one kept
+        tensors.clear()
+        for shard in shards:
+            for t in shard.tensors:
+                if t.name in tensors:
+                    duplicates.append(t.name)
+                tensors[t.name] = t
     return Checkpoint(
         location=location,
         config=config,
@@ -183,6 +189,9 @@ def assemble(
         side_files=dict(side_files),
         source=source,
     )
+
+
+_NAME = itemgetter(0)  # TensorInfo.name
 
 
 def truncation_problem(shard: ShardHeader) -> ShardProblem | None:
