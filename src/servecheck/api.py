@@ -15,16 +15,11 @@ from servecheck.findings.collect import unique
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import architecture as arch_rules
 from servecheck.findings.rules import checkpoint as ckpt_rules
-from servecheck.hardware.env import resolve_env
-from servecheck.hardware.plan_kernels import select_kernels
 from servecheck.host import installed_vllm_version, read_cpu
 from servecheck.model.arch import build_inventory
 from servecheck.model.config import parse_config
 from servecheck.model.family import identify
 from servecheck.model.support import support_findings
-from servecheck.plan import Plan, ServeOptions, make_plan, serve_model_arg
-from servecheck.plan.alternatives import alternatives
-from servecheck.plan.layouts import Layout
 from servecheck.quant.methods import Platform
 from servecheck.quant.preflight import preflight
 from servecheck.quant.resolve import resolve
@@ -34,9 +29,13 @@ from servecheck.source.local import Checkpoint
 from servecheck.source.resolve import open_model
 from servecheck.versions import resolve_version
 
+# The plan and the kernel stages are imported when a target asks for them: a check without
+# --gpu never loads them (start-up time, issue 15).
 if TYPE_CHECKING:
     from servecheck.compare import Comparison
     from servecheck.fix import FixOutcome, FixProposal
+    from servecheck.plan import Plan, ServeOptions
+    from servecheck.plan.layouts import Layout
     from servecheck.smoke.result import SmokeResult
 
 __all__ = [
@@ -114,6 +113,7 @@ def check_launch(
     from servecheck.launch import read_launch
     from servecheck.launch.predict import launch_target, plan_launch, prepare
     from servecheck.launch.settings import settings_from
+    from servecheck.plan import serve_model_arg
 
     version = resolve_version(vllm_version, installed_vllm_version())
     parsed = read_launch(launch, version.requested, model=str(model) if model else None)
@@ -232,16 +232,21 @@ def check_checkpoint(
                 ver=ver,
             )
         )
-    kernels = select_kernels(
-        inventory,
-        resolution,
-        target,
-        version.release,
-        resolve_env(version.release, kernel_env),
-        model=cfg,
-        quant=quant,
-        dtype=pre.dtype,
-    )
+    kernels = None
+    if target.kind in ("gpu", "cpu") or kernel_env:
+        from servecheck.hardware.env import resolve_env
+        from servecheck.hardware.plan_kernels import select_kernels
+
+        kernels = select_kernels(
+            inventory,
+            resolution,
+            target,
+            version.release,
+            resolve_env(version.release, kernel_env),  # also checks --kernel-env's values
+            model=cfg,
+            quant=quant,
+            dtype=pre.dtype,
+        )
     if kernels is not None:
         findings += kernels.findings
     notes = tuple(n for n in (version.note(), *inventory.notes, _weights_note(ckpt)) if n)
@@ -272,6 +277,8 @@ def with_plan(report: CheckReport) -> CheckReport:
         return report
     from servecheck.errors import InputError
     from servecheck.hardware.gpus import find_gpu
+    from servecheck.plan import ServeOptions, make_plan, serve_model_arg
+    from servecheck.plan.alternatives import alternatives
 
     try:
         row = find_gpu(target.name)
@@ -336,6 +343,8 @@ def plan_model(
     command, as for check) constrains the plan: the layout sizes it sets (-tp, -pp, -dp, -ep)
     and the serving options it sets replace `options`'."""
     from servecheck.hardware.gpus import find_gpu
+    from servecheck.plan import ServeOptions, make_plan, serve_model_arg
+    from servecheck.plan.alternatives import alternatives
 
     options = options or ServeOptions()
     parsed = settings = None
@@ -438,6 +447,8 @@ def gpu_rechecker(
         )
         if report.verdict == "fail":
             return None
+        from servecheck.plan import make_plan
+
         per_node = max(count // nodes, 1)
         return make_plan(report, row, per_node, nodes, options, model_arg=model_arg, env=env)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from servecheck.checks.audit import AuditResult
 from servecheck.core import Target
 from servecheck.findings.registry import Finding, Severity
-from servecheck.hardware.kernel_report import KernelReport
 from servecheck.model.config import ModelConfig
 from servecheck.model.family import Family
 from servecheck.model.inventory import Inventory
@@ -22,6 +22,9 @@ from servecheck.quant.resolution import ResolutionResult
 from servecheck.quant.spec import QuantSpec
 from servecheck.source.checkpoint import Checkpoint
 from servecheck.versions import VllmVersion
+
+if TYPE_CHECKING:  # the kernel stage runs only with a target
+    from servecheck.hardware.kernel_report import KernelReport
 
 
 @dataclass(frozen=True)

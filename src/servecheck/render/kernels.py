@@ -7,11 +7,13 @@ without an FP8 KV cache and the software environment assumed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from servecheck.hardware.kernel_report import KernelReport, KindKernels
 from servecheck.render.tables import TextTable
 from servecheck.summary import schemes_text
+
+if TYPE_CHECKING:  # the kernel stage runs only with a target
+    from servecheck.hardware.kernel_report import KernelReport, KindKernels
 
 STATUS_STYLE = {"ok": "green", "degraded": "yellow", "fail": "bold red", "n/a": "dim"}
 

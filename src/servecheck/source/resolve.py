@@ -8,14 +8,15 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from servecheck.errors import InputError
 from servecheck.source.checkpoint import Checkpoint, Source
-from servecheck.source.hfcache import complete_snapshot
-from servecheck.source.hfenv import settings
-from servecheck.source.hub import FetchProgress, HubRead, open_hub
 from servecheck.source.local import open_local
 from servecheck.source.modelref import HF_SCHEME, HubRef, hub_ref, looks_like_path
+
+if TYPE_CHECKING:  # the Hub readers are imported when a Hub model is opened
+    from servecheck.source.hub import FetchProgress, HubRead
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ def read_hub_model(
     ref: HubRef, *, offline: bool | None = None, progress: FetchProgress | None = None
 ) -> HubRead:
     """A Hub model from the HF cache when a complete snapshot is there, else from the Hub."""
-    from servecheck.source.hub import FetchStats
+    from servecheck.source.hfcache import complete_snapshot
+    from servecheck.source.hfenv import settings
+    from servecheck.source.hub import FetchStats, HubRead, open_hub
 
     s = settings(offline)
     snap = complete_snapshot(s.hub_cache, ref)
