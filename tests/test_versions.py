@@ -12,6 +12,7 @@ from servecheck.knowledge import load_toml
 from servecheck.plan.config import table as memory_table
 from servecheck.versions import (
     Release,
+    checked_through,
     feature,
     feature_names,
     in_effect,
@@ -49,7 +50,9 @@ def test_in_effect_takes_the_latest_row_at_or_below():
 @pytest.mark.parametrize("release", KNOWN, ids=str)
 def test_every_known_release_resolves_every_row(release):
     version = resolve_version(str(release))
-    assert version.exact and version.release == release and not version.findings()
+    assert version.exact and version.release == release
+    codes = [f.code for f in version.findings()]
+    assert codes == ([] if release <= checked_through() else ["V003"])
     for name in feature_names():
         feature(release, name)
     env = resolve_env(release)
@@ -75,6 +78,22 @@ def test_selections_start_at_a_known_release():
     for name, sel in kernel_table()["selection"].items():
         starts = [Release.parse(k) for k in sel["from"]]
         assert all(s in KNOWN for s in starts), name
+
+
+def test_every_published_release_is_known_and_the_default_is_the_newest_checked():
+    assert KNOWN[-1] >= checked_through() and checked_through() in KNOWN
+    assert resolve_version(None).release == checked_through()
+
+
+def test_a_known_release_after_the_checked_one_warns_it_inherits():
+    later = [r for r in KNOWN if r > checked_through()]
+    if not later:  # every known release checked: nothing to warn about
+        assert resolve_version(str(KNOWN[-1])).findings() == []
+        return
+    report = check(FIXTURES / "llama-FP8_DYNAMIC", vllm_version=str(later[-1]))
+    found = [f for f in report.findings if f.code == "V003"]
+    assert found and found[0].severity.value == "warning" and report.verdict == "warn"
+    assert str(checked_through()) in found[0].message and report.version.exact
 
 
 def test_new_release_inherits_the_newest_values():
@@ -103,6 +122,6 @@ def test_release_outside_the_range_warns(asked, code, mirrored):
 
 
 def test_default_is_the_newest_known_release_or_the_installed_one():
-    assert resolve_version(None).effective == str(KNOWN[-1])
+    assert resolve_version(None).effective == str(checked_through())
     installed = resolve_version(None, installed="0.24.0")
     assert installed.effective == "0.24.0" and installed.source == "installed"

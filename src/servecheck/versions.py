@@ -3,7 +3,9 @@
 Every version-keyed value in ``knowledge/`` says from which release it holds
 (``from."0.24.0" = ...``): a release takes the value of the latest key at or below it, so a
 release added to ``vllm_releases.toml`` inherits the newest values until a row says otherwise.
-Releases compare as numbers (``Release``), never as strings.
+Releases compare as numbers (``Release``), never as strings. ``checked_through`` in
+vllm_versions.toml names the newest release the hand-kept tables were checked against: the
+default, and the release later known releases are flagged as inheriting from (V003).
 """
 
 from __future__ import annotations
@@ -76,6 +78,12 @@ def _features() -> dict[str, Any]:
 
 
 @functools.cache
+def checked_through() -> Release:
+    """The newest release the hand-kept tables were checked against (the default release)."""
+    return Release.parse(load_toml("vllm_versions.toml")["checked_through"])
+
+
+@functools.cache
 def known_releases() -> tuple[Release, ...]:
     """Every published vLLM release servecheck models, oldest first (vllm_releases.toml)."""
     return tuple(sorted(Release.parse(r) for r in load_toml("vllm_releases.toml")["releases"]))
@@ -94,9 +102,11 @@ def feature(release: Release, name: str) -> Any:
 class VllmVersion:
     """The vLLM release to mirror: what was asked for, and the known release standing in for it.
 
-    ``standing``: "known" (a release servecheck models), "unlisted" (between known releases,
-    e.g. a pre-release or a build from source: the latest known release at or below it is
-    mirrored), "older" (before the first release modelled) or "newer" (after the newest).
+    ``standing``: "known" (a release servecheck models), "unchecked" (a known release after
+    ``checked_through``: its extracted tables are its own, the hand-kept ones inherited),
+    "unlisted" (between known releases, e.g. a pre-release or a build from source: the latest
+    known release at or below it is mirrored), "older" (before the first release modelled) or
+    "newer" (after the newest).
     """
 
     requested: str
@@ -116,7 +126,8 @@ class VllmVersion:
 
     @property
     def exact(self) -> bool:
-        return self.standing == "known"
+        """The release asked for is the one mirrored (checked or not)."""
+        return self.standing in ("known", "unchecked")
 
     def feature(self, name: str) -> Any:
         return feature(self.release, name)
@@ -142,6 +153,12 @@ class VllmVersion:
                     requested=self.requested, first=str(known[0]), ver=self.effective
                 )
             ]
+        if self.standing == "unchecked":
+            return [
+                vrules.ReleaseNotChecked.make(
+                    requested=self.requested, checked=str(checked_through()), ver=self.effective
+                )
+            ]
         if self.standing == "newer":
             return [
                 vrules.ReleaseTooNew.make(
@@ -152,17 +169,21 @@ class VllmVersion:
 
 
 def resolve_version(requested: str | None, installed: str | None = None) -> VllmVersion:
-    """Pick the release to mirror: the flag, else the installed vllm, else the newest known."""
+    """Pick the release to mirror: the flag, else the installed vllm, else the newest checked
+    release."""
     known = known_releases()
     source = "flag"
     if requested is None:
         requested, source = installed, "installed"
     if requested is None:
-        requested, source = str(known[-1]), "default"
+        requested, source = str(checked_through()), "default"
     wanted = Release.parse(requested)
     if wanted < known[0]:
         return VllmVersion(requested, known[0], source, "older")
     if wanted > known[-1]:
         return VllmVersion(requested, known[-1], source, "newer")
     release = max(r for r in known if r <= wanted)
-    return VllmVersion(requested, release, source, "known" if release == wanted else "unlisted")
+    if release != wanted:
+        return VllmVersion(requested, release, source, "unlisted")
+    standing = "unchecked" if release > checked_through() else "known"
+    return VllmVersion(requested, release, source, standing)

@@ -26,7 +26,8 @@ def add_version(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--vllm-version",
         metavar="V",
-        help="vLLM release to predict for (default: the installed vllm, else 0.33.0)",
+        help="vLLM release to predict for (default: the installed vllm, else the newest release "
+        "servecheck has checked against vLLM's sources)",
     )
 
 

@@ -24,7 +24,7 @@ from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import ATTENTION, EXPERTS, Inventory
 from servecheck.quant.resolve import Resolution, ResolutionResult
 from servecheck.quant.spec import QuantSpec
-from servecheck.versions import Release, known_releases
+from servecheck.versions import Release, checked_through
 
 
 def device_for(target: Target) -> Device:
@@ -78,8 +78,8 @@ def select_kernels(
     if model is not None and any(m.kind == ATTENTION for m in inventory.modules):
         attention = select_attention(model, device, env, ver, "auto")
         attention_fp8 = select_attention(model, device, env, ver, "fp8")
-    newest = known_releases()[-1]
-    if ver != newest:
+    newest = checked_through()
+    if ver < newest:  # a later release is flagged by V003
         notes.append(
             f"kernel selection for vLLM {ver}: candidate lists and the rules that changed are "
             f"keyed by release (knowledge/kernels.toml); everything else mirrors {newest}"

@@ -50,3 +50,31 @@ class ReleaseTooNew(Rule):
     )
     fix = "Update servecheck, or treat the results as those of vLLM {newest}."
     vllm_ref = RELEASES
+
+
+@rule
+class ReleaseNotChecked(Rule):
+    """The vLLM release is published and known, but its sources have not been checked yet.
+
+    ## Why it matters
+    The tables extracted from each release's sources (model registry, `vllm serve` arguments,
+    maximum length, quantization methods) follow it exactly. The hand-kept tables (kernel
+    candidate lists, MoE backends, attention, the memory model, behaviour that changed
+    between releases) hold the values of the newest checked release: whatever this release
+    changed there is not reflected.
+
+    ## Fix
+    Read the kernel and memory results as those of the newest checked release, or update
+    servecheck.
+    """
+
+    code = "V003"
+    name = "release-not-checked"
+    severity = Severity.WARNING
+    message = (
+        "vLLM {requested}: its model registry and arguments are modelled, but its kernel "
+        "selection and memory model are those of vLLM {checked} (not yet checked against "
+        "{requested})"
+    )
+    fix = "Treat kernel and memory results as those of vLLM {checked}, or update servecheck."
+    vllm_ref = RELEASES
