@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -87,32 +87,26 @@ class _Index:
                 owner.specs.update({s.suffix: s for s in specs})
             self.prefixes.setdefault(m.ckpt_prefix, _Owner(m, {}))
 
-    def kinds(self) -> tuple[list[tuple[_Owner, Spec]], dict[str, int]] | None:
-        """Every (owner, spec) pair once, and the pair number of each tensor name they expect:
-        each expert's names spelled out. None when a non-expert prefix is also spelled like an
-        expert's projection (the per-tensor pass settles which owner takes it)."""
+    def kinds(self) -> Iterator[tuple[_Owner, Spec, list[str]]] | None:
+        """Every (owner, spec) pair with the tensor names it expects, each expert's spelled
+        out. None when a non-expert prefix is also spelled like an expert's projection (the
+        per-tensor pass settles which owner takes such a name)."""
         for prefix in self.prefixes:
             head, _, _ = prefix.rpartition(".")
             if head.rpartition(".")[0] in self.experts:
                 return None
-        pairs: list[tuple[_Owner, Spec]] = []
-        number: dict[str, int] = {}
+        return self._kinds()
+
+    def _kinds(self) -> Iterator[tuple[_Owner, Spec, list[str]]]:
         for m, projs in self.experts.values():
             assert m.experts is not None
             experts = range(m.experts.num_experts)
             for proj, owner in projs.items():
                 for suffix, spec in owner.specs.items():
-                    number.update(
-                        dict.fromkeys(
-                            [f"{m.name}.{e}.{proj}.{suffix}" for e in experts], len(pairs)
-                        )
-                    )
-                    pairs.append((owner, spec))
+                    yield owner, spec, [f"{m.name}.{e}.{proj}.{suffix}" for e in experts]
         for prefix, owner in self.prefixes.items():
             for suffix, spec in owner.specs.items():
-                number[f"{prefix}.{suffix}"] = len(pairs)
-                pairs.append((owner, spec))
-        return pairs, number
+                yield owner, spec, [f"{prefix}.{suffix}"]
 
     def lookup(self, prefix: str) -> _Owner | None:
         owner = self.prefixes.get(prefix)
@@ -259,41 +253,35 @@ def audit(
 def _clean_bytes(
     index: _Index, tensors: Mapping[str, TensorInfo], by_res: Mapping[str, Resolution]
 ) -> Counter[str] | None:
-    """The per-tensor pass of `audit` done per kind of tensor, for a checkpoint whose every
-    tensor is one the model expects: each tensor's kind (owner and spec) is looked up by
-    name, the dtypes and shapes of a kind are compared in bulk with its first tensor's, and
-    each kind (a few hundred in a 10^5-tensor MoE checkpoint) is checked once. Returns the
-    bytes per module, with each owner's `found` counted, when every kind passes; None
-    (nothing counted) when one does not, and the per-tensor pass then names each problem."""
-    numbered = index.kinds()
-    if numbered is None:
+    """The per-tensor pass of `audit` done per kind of tensor (an owner and one of its specs;
+    a few hundred kinds in a 10^5-tensor MoE checkpoint), for a checkpoint whose every tensor
+    is one the model expects: each kind's names are looked up together and their distinct
+    dtypes and shapes judged once. Returns the bytes per module, with each owner's `found`
+    counted, when every stored tensor is expected and passes; None (nothing counted)
+    otherwise, and the per-tensor pass then names each problem."""
+    kinds = index.kinds()
+    if kinds is None:
         return None
-    pairs, number = numbered
-    kinds = list(map(number.get, tensors))
-    if None in kinds:
-        return None
-    infos = list(tensors.values())
-    first = dict(zip(reversed(kinds), range(len(kinds) - 1, -1, -1), strict=True))
-    dtype_of = {k: infos[i].dtype for k, i in first.items()}
-    shape_of = {k: infos[i].shape for k, i in first.items()}
-    if list(map(dtype_of.__getitem__, kinds)) != list(map(_DTYPE, infos)):
-        return None
-    if list(map(shape_of.__getitem__, kinds)) != list(map(_SHAPE, infos)):
-        return None
-    # dtype and shape fix a tensor's size (read_header checks it), so a kind's tensors are
-    # all the size of its first
     module_bytes: Counter[str] = Counter()
     found: list[tuple[_Owner, int]] = []
-    for k, n in Counter(kinds).items():
-        owner, spec = pairs[k]
+    stored = 0
+    for owner, spec, names in kinds:
+        hits = list(map(tensors.get, names))
+        if None in hits:
+            hits = [t for t in hits if t is not None]
+            if not hits:
+                continue
         res = by_res[owner.module.name]
         if res.error is None and spec.role != "estimate":
-            if spec.dtypes is not None and dtype_of[k] not in spec.dtypes:
+            if spec.dtypes is not None and not spec.dtypes.issuperset(map(_DTYPE, hits)):
                 return None
-            if spec.shape is not None and shape_of[k] != spec.shape:
+            if spec.shape is not None and set(map(_SHAPE, hits)) != {spec.shape}:
                 return None
-        found.append((owner, n))
-        module_bytes[owner.module.name] += n * infos[first[k]].nbytes
+        stored += len(hits)
+        found.append((owner, len(hits)))
+        module_bytes[owner.module.name] += sum(map(_NBYTES, hits))
+    if stored != len(tensors):  # some stored tensor is not one the model expects
+        return None
     for owner, n in found:
         owner.found += n
     return module_bytes
@@ -301,6 +289,7 @@ def _clean_bytes(
 
 _DTYPE = itemgetter(1)  # TensorInfo: name, dtype, shape, nbytes, shard
 _SHAPE = itemgetter(2)
+_NBYTES = itemgetter(3)
 _SHARD = itemgetter(4)
 
 

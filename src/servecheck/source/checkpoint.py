@@ -127,7 +127,7 @@ def index_weight_map(index: dict, where: str) -> dict[str, str]:
         raise InputError(f"{where} has no weight_map object")
     # JSON object keys are strings already; convert values only when one is not (88k entries
     # for GLM-4.5: the check is a tenth of the conversion's cost).
-    if all(type(v) is str for v in raw_map.values()):
+    if set(map(type, raw_map.values())) <= {str}:
         return raw_map
     return {str(k): str(v) for k, v in raw_map.items()}
 
