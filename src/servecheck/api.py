@@ -171,7 +171,7 @@ def check_checkpoint(
         cfg.architectures, ckpt.config, version.requested, version.requested
     )
     served_as = served.span.cls if served.span else None
-    inventory = build_inventory(cfg, ckpt.tensors, served_as)
+    inventory = build_inventory(cfg, ckpt.tensors, served_as, ver)
     quant = parse_quant(ckpt.config, ckpt.hf_quant_config, version)
     plat = platform_of(target)
     pre = preflight(

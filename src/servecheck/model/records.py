@@ -68,6 +68,7 @@ class Record:
     # vLLM module prefixes and the checkpoint prefixes they load from
     prefix: str = "model"  # the decoder stack: {prefix}.layers.N
     lm_head: str = "lm_head"
+    lm_head_bias: bool = False
     embed: str = "embed_tokens"
     embed_quant: bool = True
     final_norm: str = "norm"
@@ -86,7 +87,10 @@ class Record:
     q_gate: Flag = False  # q projection doubled by an output gate (Qwen3-Next)
     qk_norm: Flag = False
     qk_norm_shape: str = "head"  # head: RMSNorm(head_dim) | heads: RMSNorm(heads * head_dim)
+    qk_norm_names: tuple[str, str] = ("q_norm", "k_norm")
     attn_pattern: str = "window"  # how each layer's attention kind is decided (model/layers.py)
+    # from this vLLM release the sliding layers' window is the config's + 1 ("" = never)
+    window_plus_one: str = ""
     # MLP
     mlp: str = "mlp"
     mlp_kind: str = "gated"  # gated (gate/up -> gate_up_proj) | gated_fused | plain
@@ -157,7 +161,7 @@ def _build(name: str, raw: dict[str, Any]) -> Record:
         if "expert_names" in mk:
             mk["expert_names"] = tuple(mk["expert_names"])
         kwargs["moe"] = MoeRecord(**mk)
-    for key in ("layer_norms", "notes", "mlp_names", "qkv_ckpt", "gate_up_ckpt"):
+    for key in ("layer_norms", "notes", "mlp_names", "qkv_ckpt", "gate_up_ckpt", "qk_norm_names"):
         if key in kwargs:
             kwargs[key] = tuple(kwargs[key])
     if "ckpt_map" in kwargs:

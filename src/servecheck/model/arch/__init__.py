@@ -33,11 +33,14 @@ def is_modelled(architecture: str) -> bool:
 
 
 def build_from_record(
-    cfg: ModelConfig, record: Record, names: Collection[str] | None = None
+    cfg: ModelConfig,
+    record: Record,
+    names: Collection[str] | None = None,
+    release: str | None = None,
 ) -> Inventory:
     builder = LAYOUTS.get(record.layout)
     if builder is None:
-        return decoder.build(cfg, record, names)
+        return decoder.build(cfg, record, names, release)
     inventory = builder(cfg)
     if record.exact:
         return inventory
@@ -51,14 +54,16 @@ def build_inventory(
     cfg: ModelConfig,
     tensors: Mapping[str, TensorInfo] | None,
     served_as: str | None = None,
+    release: str | None = None,
 ) -> Inventory:
     """The module inventory for a config.
 
     served_as: the vLLM class that serves the architecture in the chosen release (an alias
-    such as InternLM3ForCausalLM -> LlamaForCausalLM finds its record through it)."""
+    such as InternLM3ForCausalLM -> LlamaForCausalLM finds its record through it).
+    release: the vLLM release mirrored, where a record's layout changed between releases."""
     record = record_for(cfg.architecture) or (record_for(served_as) if served_as else None)
     if record is not None:
-        return build_from_record(cfg, record, tensors.keys() if tensors else None)
+        return build_from_record(cfg, record, tensors.keys() if tensors else None, release)
     if tensors:
         return build_from_tensors(cfg.architecture, tensors)
     return decoder.build(cfg, generic())

@@ -9,6 +9,7 @@ architectures without a record.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from typing import Any
 
@@ -40,6 +41,7 @@ from servecheck.model.inventory import (
 )
 from servecheck.model.layers import LayerKind, plan_layers
 from servecheck.model.records import MoeRecord, Record
+from servecheck.versions import Release
 
 
 def _norm(name: str, size: int, layer: int | None, record: Record) -> Module:
@@ -93,9 +95,10 @@ def _attention(record: Record, cfg: ModelConfig, i: int, p: str) -> list[Module]
         if record.qk_norm_shape == "heads":
             # q_norm / k_norm over all heads (vLLM 0.24 models/olmo2.py, minimax_m2.py)
             q_size, k_size = heads * hd, kv * hd
+        q_name, k_name = record.qk_norm_names
         modules += [
-            _norm(f"{prefix}.q_norm", q_size, i, record),
-            _norm(f"{prefix}.k_norm", k_size, i, record),
+            _norm(f"{prefix}.{q_name}", q_size, i, record),
+            _norm(f"{prefix}.{k_name}", k_size, i, record),
         ]
     return modules
 
@@ -306,11 +309,27 @@ def moe_layer(record: Record, cfg: ModelConfig, i: int, kind: LayerKind) -> bool
     return True
 
 
-def build(cfg: ModelConfig, record: Record, names: Collection[str] | None = None) -> Inventory:
+def build(
+    cfg: ModelConfig,
+    record: Record,
+    names: Collection[str] | None = None,
+    release: str | None = None,
+) -> Inventory:
     """The inventory of a decoder described by `record`; `names`: the checkpoint's tensor
-    names when there are any (they decide between layouts vLLM loads alike)."""
+    names when there are any (they decide between layouts vLLM loads alike); `release`: the
+    vLLM release mirrored (None: the newest)."""
     raw: dict[str, Any] = cfg.raw
     plan = plan_layers(record, raw, cfg.num_layers, cfg.model_type)
+    since = record.window_plus_one
+    if since and (release is None or Release.parse(release) >= Release.parse(since)):
+        # the layer sees window + 1 tokens; vLLM passes that as its sliding window (0.29+
+        # models/commandr.py) and sizes the cache by it
+        plan = [
+            dataclasses.replace(k, window=k.window + 1)
+            if k.window and k.attention == "sliding"
+            else k
+            for k in plan
+        ]
     p0 = record.prefix
     modules: list[Module] = []
     modules += tower_modules(record, cfg, raw)
@@ -350,6 +369,8 @@ def build(cfg: ModelConfig, record: Record, names: Collection[str] | None = None
     tied = record.tie == "always" or (record.tie == "config" and cfg.tie_word_embeddings)
     if not tied:
         head = lm_head(cfg.vocab_size, cfg.hidden_size)
+        if record.lm_head_bias:
+            head = dataclasses.replace(head, bias=True)
         if record.lm_head != "lm_head":
             head = Module(
                 name=record.lm_head,
@@ -357,6 +378,7 @@ def build(cfg: ModelConfig, record: Record, names: Collection[str] | None = None
                 layer_class=head.layer_class,
                 in_features=head.in_features,
                 shards=(type(head.shards[0])(record.lm_head, cfg.vocab_size),),
+                bias=head.bias,
                 tp_split=head.tp_split,
             )
         modules.append(head)

@@ -79,12 +79,14 @@ def mixer_modules(
     mixer = record.mixer
     mtype = str(mixer.get("kind") or ("mamba2" if kind.parallel_mamba else kind.mixer))
     prefix = f"{p}.{mixer.get('prefix', 'mixer')}"
+    # where the checkpoint keeps the mixer when vLLM nests it deeper (Falcon-H1)
+    ckpt = f"{p}.{mixer.get('ckpt_prefix', mixer.get('prefix', 'mixer'))}"
     d = _dims(mixer, cfg)
     bias = record.flag(mixer.get("bias", False), cfg.raw)
     conv_bias = record.flag(mixer.get("conv_bias", True), cfg.raw)
     dtype = mixer.get("state_dtype")
     if mtype == "mamba2":
-        return _mamba2(prefix, cfg, i, d, bias, conv_bias, dtype)
+        return _mamba2(prefix, ckpt, cfg, i, d, bias, conv_bias, dtype)
     if mtype == "mamba":
         return _mamba1(prefix, cfg, i, d, mixer, bias, conv_bias)
     if mtype == "gdn":
@@ -92,17 +94,20 @@ def mixer_modules(
     return [], []
 
 
-def _conv(prefix: str, i: int, conv_dim: int, kernel: int, bias: bool) -> Module:
+def _conv(
+    prefix: str, i: int, conv_dim: int, kernel: int, bias: bool, ckpt: str | None = None
+) -> Module:
     # vLLM builds conv1d as a linear of (kernel -> conv_dim) without quant_config; the
     # checkpoint keeps torch's Conv1d weight of shape (conv_dim, 1, kernel)
     params = (Param("weight", (conv_dim, 1, kernel)),)
     if bias:
         params += (Param("bias", (conv_dim,)),)
-    return _param(f"{prefix}.conv1d", f"{prefix}.conv1d", i, params)
+    return _param(f"{prefix}.conv1d", f"{ckpt or prefix}.conv1d", i, params)
 
 
 def _mamba2(
     prefix: str,
+    ckpt: str,
     cfg: ModelConfig,
     i: int,
     d: dict[str, int],
@@ -120,19 +125,27 @@ def _mamba2(
             MIXER_IN,
             "MergedColumnParallelLinear",
             hidden,
-            [(f"{prefix}.in_proj", inter + conv_dim + heads)],
+            [(f"{ckpt}.in_proj", inter + conv_dim + heads)],
             layer=i,
             bias=bias,
         ),
-        _conv(prefix, i, conv_dim, d["conv"], conv_bias),
+        _conv(prefix, i, conv_dim, d["conv"], conv_bias, ckpt),
         _param(
             f"{prefix}.ssm",
-            prefix,
+            ckpt,
             i,
             (Param("A_log", (heads,)), Param("D", (heads,)), Param("dt_bias", (heads,))),
         ),
-        _param(f"{prefix}.norm", f"{prefix}.norm", i, (Param("weight", (inter,)),)),
-        row_linear(f"{prefix}.out_proj", MIXER_OUT, inter, hidden, layer=i, bias=bias),
+        _param(f"{prefix}.norm", f"{ckpt}.norm", i, (Param("weight", (inter,)),)),
+        row_linear(
+            f"{prefix}.out_proj",
+            MIXER_OUT,
+            inter,
+            hidden,
+            layer=i,
+            bias=bias,
+            ckpt=f"{ckpt}.out_proj",
+        ),
     ]
     state_dims = (
         ("intermediate", inter),
