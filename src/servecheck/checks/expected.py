@@ -90,6 +90,8 @@ def linear_specs(
             out.append(Spec("weight_scale_inv", SCALE_DTYPES, shape, "scale"))
         else:
             out.append(Spec("weight_scale", SCALE_DTYPES, None, "scale"))
+    elif scheme is not None and scheme.startswith("Quark"):
+        out.extend(_quark(scheme, out_f, in_f, res))
     elif scheme in ESTIMATED_LAYOUTS and w is not None:
         out.extend(ESTIMATED_LAYOUTS[scheme](out_f, in_f, w.num_bits, w.group_size or in_f))
     else:
@@ -97,6 +99,40 @@ def linear_specs(
     if bias:
         out.append(Spec("bias", None, (out_f,), "bias"))
     return out
+
+
+def _quark(scheme: str, out_f: int, in_f: int, res: Resolution) -> list[Spec]:
+    """vLLM 0.33 quark/schemes/*.py create_weights: the parameters a Quark layer loads (the
+    export's names: weight, weight_scale, input_scale, plus weight_scale_2 for NVFP4)."""
+    static_input = res.inputs is not None and not res.inputs.dynamic
+    specs: list[Spec] = []
+    if scheme in ("QuarkW8A8Fp8", "QuarkW8A8Fp8PerBlock"):
+        block = scheme.endswith("PerBlock")
+        scale = (math.ceil(out_f / 128), math.ceil(in_f / 128)) if block else None
+        specs = [Spec("weight", FP8, (out_f, in_f), "weight"),
+                 Spec("weight_scale", SCALE_DTYPES, scale, "scale")]  # fmt: skip
+    elif scheme == "QuarkW8A8Int8":
+        specs = [Spec("weight", frozenset({"I8"}), (out_f, in_f), "weight"),
+                 Spec("weight_scale", SCALE_DTYPES, None, "scale")]  # fmt: skip
+        if static_input and res.inputs is not None and not res.inputs.symmetric:
+            specs.append(Spec("input_zero_point", None, None, "scale"))
+    elif scheme in ("QuarkOCP_MX", "QuarkW4A4MXFP4", "QuarkW4A8_MXFP4_FP8"):
+        w = res.weights
+        packed = (out_f, in_f) if w is not None and w.num_bits == 8 else (out_f, in_f // 2)
+        specs = [Spec("weight", None, packed, "weight"),
+                 Spec("weight_scale", frozenset({"U8"}), (out_f, in_f // 32), "scale")]  # fmt: skip
+    elif scheme == "QuarkNVFP4":
+        specs = [Spec("weight", frozenset({"U8"}), (out_f, in_f // 2), "weight"),
+                 Spec("weight_scale", FP8, (out_f, in_f // 16), "scale"),
+                 Spec("weight_scale_2", None, None, "scale"),
+                 Spec("input_scale_2", None, None, "scale")]  # fmt: skip
+    else:  # W4A16 INT4 (AWQ-style packing): names only
+        specs = [Spec("weight", None, None, "weight"), Spec("weight_scale", None, None, "scale")]
+        if res.weights is not None and not res.weights.symmetric:
+            specs.append(Spec("weight_zero_point", None, None, "scale"))
+    if static_input:
+        specs.append(Spec("input_scale", SCALE_DTYPES, None, "scale"))
+    return specs
 
 
 def _gptq(out_f: int, in_f: int, bits: int, group: int) -> list[Spec]:

@@ -19,7 +19,11 @@ from servecheck.hardware.kernels import (
     selection,
     selection_source,
 )
-from servecheck.hardware.moe_backends import MXFP8_MOE_METHODS, wna16_weight_key
+from servecheck.hardware.moe_backends import (
+    MXFP8_MOE_METHODS,
+    QUARK_MOE_ORACLE,
+    wna16_weight_key,
+)
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import EXPERTS
 from servecheck.quant.resolve import Resolution
@@ -39,6 +43,7 @@ CPU_MOE_ALIASES = {
     "Fp8PerTensorOnlineMoEMethod": "Fp8MoEMethod",
     "Fp8PerBlockOnlineMoEMethod": "Fp8MoEMethod",
     "Fp8PtpcOnlineMoEMethod": "CompressedTensorsW8A8Fp8MoEMethod",
+    "GptOssMxfp4MoEMethod": "Mxfp4MoEMethod",
 }
 MXFP4_MOE_METHODS = (
     "CompressedTensorsW4A4Mxfp4MoEMethod",
@@ -101,6 +106,7 @@ def cpu_moe(
             "No Unquantized MoE backend supports the deployment configuration.",
             "NotImplementedError",
         )
+    method = QUARK_MOE_ORACLE.get(method, method)
     method = CPU_MOE_ALIASES.get(method, method)
     if method in ("CompressedTensorsW8A8Fp8MoEMethod", "Fp8MoEMethod"):
         w = res.weights

@@ -59,6 +59,12 @@ FIXED_KERNELS = {
         "model_executor/layers/quantization/bitsandbytes.py BitsAndBytesLinearMethod."
         "_apply_8bit_weight (0.27: bitsandbytes.matmul with MatmulLtState)",
     ),
+    "QUARK_W4A8_MXFP4_FP8": (
+        "emulation",
+        "MXFP4 weights dequantized to 16 bits (emulation; AITER kernel on ROCm only)",
+        "model_executor/layers/quantization/quark/schemes/quark_w4a8_mxfp4_fp8.py "
+        "QuarkW4A8_MXFP4_FP8.apply_weights",
+    ),
     "AWQ_GEMM": (
         "awq_gemm",
         "AWQ awq_gemm / awq_dequantize + matmul",

@@ -72,12 +72,26 @@ MXFP8_MOE_METHODS = frozenset(
 )
 
 
+# Quark MoE methods and the compressed-tensors / native method whose oracle they call
+# (vLLM 0.33 quark/quark_moe.py: select_fp8/int8/wna16/nvfp4/mxfp8_moe_backend, and
+# select_mxfp4_moe_backend as GptOssMxfp4MoEMethod does)
+QUARK_MOE_ORACLE = {
+    "QuarkW8A8Fp8MoEMethod": "CompressedTensorsW8A8Fp8MoEMethod",
+    "QuarkW8A8Int8MoEMethod": "CompressedTensorsW8A8Int8MoEMethod",
+    "QuarkW4A16Int4MoEMethod": "CompressedTensorsWNA16MoEMethod",
+    "QuarkNvfp4MoEMethod": "CompressedTensorsW4A4Nvfp4MoEMethod",
+    "QuarkW8A8Mxfp8MoEMethod": "CompressedTensorsW8A8Mxfp8MoEMethod",
+    "QuarkOCP_MX_MoEMethod": "GptOssMxfp4MoEMethod",
+}
+
+
 def moe_backend(res: Resolution, ctx: Context) -> KernelChoice | None:
     """The backend for one fused-MoE module (None for other modules or unresolved ones)."""
     m = res.module
     if m.kind != "moe.experts" or m.experts is None or res.error:
         return None
     method = res.moe_method or res.method
+    method = QUARK_MOE_ORACLE.get(method, method)
     if method == "UnquantizedFusedMoEMethod":
         return _unquantized(ctx)
     if method in FP8_MOE_METHODS:

@@ -83,6 +83,10 @@ def resolve(
     row = method_row(method, version) if method else None
     if quant.ct is not None:
         resolver: Base = _CTResolver(inventory, quant.ct, version, capability)
+    elif method == "quark" and row is not None and quant.raw:
+        from servecheck.quant.quark import QuarkResolver
+
+        resolver = QuarkResolver(inventory, quant.raw, version, capability)
     elif method == "gguf" and gguf is not None:
         from servecheck.quant.gguf import GgufResolver
 

@@ -246,3 +246,28 @@ class GgufSlowExperts(Rule):
         "There is no support for fast MoE kernel for current quantization method. Falling back "
         "to slow implementation."
     )
+
+
+@rule
+class QuarkRejects(Rule):
+    """vLLM's Quark integration refuses a layer's quantization config.
+
+    ## Why it matters
+    vLLM picks a Quark scheme per layer while it builds the model (QuarkConfig
+    _get_scheme_cls_from_config, quark_moe.py for experts); a config it has no scheme for,
+    fused shards with different configs, or a config without its ``export`` section stop the
+    start before any weight is read.
+
+    ## Fix
+    Re-export the checkpoint with a scheme this vLLM release supports (FP8 W8A8, INT8 W8A8,
+    OCP MX, NVFP4 ...), or use a release that has the scheme.
+    """
+
+    code = "F011"
+    exception = "NotImplementedError"
+    name = "quark-rejects"
+    severity = Severity.ERROR
+    message = "{module}: vLLM {ver}'s Quark integration refuses this layer's config"
+    fix = "Re-export with a scheme this release supports, or use a release that has it."
+    vllm_ref = QDIR + "/quark/quark.py QuarkConfig"
+    vllm_message = "{vllm_text}"
