@@ -73,7 +73,9 @@ def release_row(vllm: Path) -> dict[str, Any] | None:
         moe = sorted(
             n.name
             for n in tree.body
-            if isinstance(n, ast.ClassDef) and n.name.endswith("MoEMethod") and n.name != "QuarkMoEMethod"
+            if isinstance(n, ast.ClassDef)
+            and n.name.endswith("MoEMethod")
+            and n.name != "QuarkMoEMethod"
         )
     return {"schemes": {k: v for k, v in sorted(caps.items()) if v is not None},
             "checks": checks, "moe_methods": moe}  # fmt: skip
