@@ -241,10 +241,19 @@ def test_shared_memory_detail_names_gpus_from_the_table():
             assert max(limits.values()) < required and "none" in allowed
 
 
-def test_ptxas_detail_names_the_capability():
-    from servecheck.hardware.gpus import capability_info
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [
+        ("ptxas-sm121a-docker-29469.txt", "arch"),  # from the matched ptxas line
+        ("no-kernel-image-old-torch-a2-transfuser-313.txt", "arch"),  # from the torch warning
+        ("no-kernel-image-journald-prefix-sdwebui-nix-9.txt", "arch"),
+    ],
+)
+def test_detail_names_the_compute_capability(name, field):
+    from servecheck.hardware.gpus import capability_info, parse_capability
 
-    out = explain_json(CORPUS / "ptxas-sm121a-docker-29469.txt")
-    info = capability_info(121)
+    out = explain_json(CORPUS / name)
+    arch = re.match(r"sm_\d+", out["fields"][field]).group(0)
+    info = capability_info(parse_capability(arch))
     assert f"compute capability {info.cc}" in out["detail"]
     assert f"CUDA >= {info.min_cuda}" in out["detail"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -440,8 +440,18 @@ def _search(sig: Signature, where: str, number: int, raw: str, text: str) -> Mat
 
 def match_signature(sig: Signature, parsed: ParsedLog) -> Match | None:
     """Where `sig` matches this log, closest to the root error; None when it does not."""
-    if any(c.search(parsed.joined) is None for c in sig.context):
+    context = [c.search(parsed.joined) for c in sig.context]
+    if any(m is None for m in context):
         return None
+    found = _locate(sig, parsed)
+    # Named groups of context patterns (the GPU's architecture in a warning) add to the fields.
+    extra = {k: v for m in context if m for k, v in m.groupdict().items() if v is not None}
+    if found is None or not extra:
+        return found
+    return replace(found, fields={**extra, **found.fields})
+
+
+def _locate(sig: Signature, parsed: ParsedLog) -> Match | None:
     root = parsed.root
     if root is not None:
         found = _search(sig, "root", root.number, root.raw, root.text)

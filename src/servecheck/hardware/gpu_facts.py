@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from servecheck.hardware.gpus import Gpu, load_capabilities, load_gpus
 
-MAX_NAMES = 6
+MAX_NAMES = 4
 
 
 def _names(gpus: list[Gpu]) -> str:
