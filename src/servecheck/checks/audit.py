@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import eq, itemgetter
 
 from servecheck.checks.expected import Spec, expert_specs, per_expert, prefix_specs
 from servecheck.findings.collect import Collector
@@ -366,9 +366,10 @@ def _index_disagrees(
 ) -> list[str]:
     """Tensors the index places in a file that does not hold them (files named but missing
     aside). An index that names exactly the stored tensors in their files, the usual case, is
-    recognised with one comparison of two dicts."""
-    stored = dict(zip(tensors, map(_SHARD, tensors.values()), strict=True))
-    if stored == weight_map:
+    recognised in one C-level pass."""
+    if len(weight_map) == len(tensors) and all(
+        map(eq, map(weight_map.get, tensors), map(_SHARD, tensors.values()))
+    ):
         return []
     missing_files = set(missing)
     return [
