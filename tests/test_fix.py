@@ -20,6 +20,7 @@ from fixtures import broken
 from servecheck.api import check
 from servecheck.api import fix as run_fix
 from servecheck.api import propose_fix as propose
+from servecheck.errors import WriteError
 from servecheck.fix import FixError
 
 O_PROJ = "model.layers.0.self_attn.o_proj"
@@ -359,7 +360,7 @@ def test_write_is_atomic(dequantized_o_proj, monkeypatch):
         return real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(WriteError, match="disk full"):
         run_fix(dequantized_o_proj, write=True)
     assert cfg.read_bytes() == original
     assert not [p for p in dequantized_o_proj.iterdir() if p.name.endswith(".tmp")]

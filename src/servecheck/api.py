@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from servecheck.check_result import CheckResult
 from servecheck.checks.audit import audit
 from servecheck.checks.estimate import estimated_bytes
-from servecheck.core import NO_TARGET, Target, gc_paused
+from servecheck.core import NO_TARGET, Target, check_target, gc_paused
 from servecheck.findings.collect import unique
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import architecture as arch_rules
@@ -162,6 +162,7 @@ def check_checkpoint(
     """Run every check on an opened checkpoint (e.g. one whose config was edited in memory).
 
     With a GPU target and `plan`, the report carries the plan for target.count GPUs."""
+    target = check_target(target)
     version = resolve_version(vllm_version, installed_vllm_version())
     if target.kind == "cpu" and target.cpu is None:
         target = dataclasses.replace(target, cpu=read_cpu())
@@ -342,6 +343,7 @@ def plan_model(
     `only` restricts the layouts considered. `launch` (`vllm serve` arguments or a pasted
     command, as for check) constrains the plan: the layout sizes it sets (-tp, -pp, -dp, -ep)
     and the serving options it sets replace `options`'."""
+    from servecheck.errors import InputError
     from servecheck.hardware.gpus import find_gpu
     from servecheck.plan import ServeOptions, make_plan, serve_model_arg
     from servecheck.plan.alternatives import alternatives
@@ -349,7 +351,6 @@ def plan_model(
     options = options or ServeOptions()
     parsed = settings = None
     if launch is not None:
-        from servecheck.errors import InputError
         from servecheck.launch import read_launch
         from servecheck.launch.predict import merge_options
         from servecheck.launch.settings import settings_from
@@ -362,10 +363,10 @@ def plan_model(
         settings = settings_from(parsed, version.effective)
         options = merge_options(options, settings, parsed)
     if model is None:
-        from servecheck.errors import InputError
-
         raise InputError("no model: name a folder, a config.json or a Hub id")
     row = find_gpu(gpu)
+    if type(gpus) is not int or type(nodes) is not int or gpus < 1 or nodes < 1:
+        raise InputError(f"{gpus!r} GPUs on {nodes!r} nodes: both must be whole numbers >= 1")
     target = Target(
         name=row.name,
         kind="gpu",

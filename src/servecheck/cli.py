@@ -4,8 +4,9 @@
                      [-- <vllm serve arguments>]
 
 Exit codes (every command): 0 = no error findings, 1 = error findings (or nothing found where
-something was asked for), 2 = bad input or usage. Command modules import heavy code inside
-their run functions so that `servecheck --help` starts in milliseconds.
+something was asked for, or a file could not be written), 2 = bad input or usage. Command
+modules import heavy code inside their run functions so that `servecheck --help` starts in
+milliseconds.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_guarded(args: argparse.Namespace) -> int:
     """One handler for every command: bad input is one sentence and exit 2, a bug a pointer."""
     from servecheck.cli_options.model import model_reading
-    from servecheck.errors import InputError
+    from servecheck.errors import InputError, WriteError
 
     try:
         with model_reading(args):
@@ -107,6 +108,9 @@ def run_guarded(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except WriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -60,6 +60,31 @@ class Target:
 
 NO_TARGET = Target(name="unspecified", kind="none")
 
+# The most GPUs one plan spans (32 nodes of 8): planning enumerates every layout of them, so
+# the work grows with this number; no single vLLM deployment servecheck models is larger.
+MAX_GPUS = 256
+# 16 TiB: no GPU or CPU memory a target describes comes near it.
+MAX_MEMORY_BYTES = 2**44
+
+
+def check_target(target: Target) -> Target:
+    """`target` when its numbers are sane; InputError naming the one that is not."""
+    from servecheck.errors import InputError
+
+    if target.kind not in ("none", "gpu", "cpu"):
+        raise InputError(f"target kind {target.kind!r}: expected 'gpu', 'cpu' or 'none'")
+    count = target.count
+    if type(count) is not int or not 1 <= count <= MAX_GPUS:
+        raise InputError(f"{count!r} GPUs: servecheck plans 1 to {MAX_GPUS} GPUs")
+    memory = target.memory_bytes
+    if memory is not None and (type(memory) is not int or not 2**30 <= memory <= MAX_MEMORY_BYTES):
+        raise InputError(f"target memory {memory!r} bytes: expected 1 GiB to 16 TiB")
+    capability = target.capability
+    if capability is not None and (type(capability) is not int or not 10 <= capability <= 1000):
+        raise InputError(f"compute capability {capability!r}: expected e.g. 90 for 9.0")
+    return target
+
+
 # The order in which reports list module kinds (a decoder layer from input to output).
 KIND_ORDER = (
     "embedding",
@@ -85,3 +110,11 @@ KIND_ORDER = (
 def kind_rank(kind: str) -> int:
     """Position of a module kind in KIND_ORDER (unknown kinds last)."""
     return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+
+
+def index_in_name(text: str) -> int | None:
+    """A layer or expert number written in a tensor name, or None when `text` is not one: ASCII
+    digits only, at most 9 of them (a name with a 5,000-digit "layer" is not a real layer)."""
+    if 0 < len(text) <= 9 and text.isascii() and text.isdigit():
+        return int(text)
+    return None

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from operator import eq, itemgetter
 
 from servecheck.checks.expected import Spec, expert_specs, per_expert, prefix_specs
+from servecheck.core import index_in_name
 from servecheck.findings.collect import Collector
 from servecheck.findings.registry import Finding, Severity
 from servecheck.findings.rules import checkpoint as rules
@@ -116,11 +117,12 @@ class _Index:
         head, _, proj = prefix.rpartition(".")
         base, _, expert = head.rpartition(".")
         hit = self.experts.get(base)
-        if hit is None or not expert.isdigit():
+        number = index_in_name(expert)
+        if hit is None or number is None:
             return None
         module, projs = hit
         assert module.experts is not None
-        if int(expert) >= module.experts.num_experts:
+        if number >= module.experts.num_experts:
             return None
         return projs.get(proj)
 
@@ -299,7 +301,8 @@ def _stored_layers(names: Iterable[str]) -> set[int]:
     for name in names:
         if name.startswith("model.layers."):
             layers.add(name[13 : name.find(".", 13)])
-    return {int(x) for x in layers if x.isdigit()}
+    found = (index_in_name(x) for x in layers)
+    return {i for i in found if i is not None}
 
 
 # What the safetensors library raises when vLLM opens such a shard (measured on vLLM 0.24:
@@ -385,10 +388,11 @@ def _unexpected(
     """A tensor with no parameter: does the loader drop it, skip it, or raise?"""
     rules_ = inv.loader
     layer = _LAYER.match(name)
+    number = index_in_name(layer.group(1)) if layer else None
     if (
-        layer
+        number is not None
         and rules_.skip_layers_from is not None
-        and int(layer.group(1)) >= rules_.skip_layers_from
+        and number >= rules_.skip_layers_from
     ):
         return  # MTP / speculative layers are skipped by the base model's loader
     if name.endswith(ALWAYS_DROPPED) or name.endswith(rules_.ignored_suffixes):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from servecheck.cli_options.values import positive_int
+from servecheck.cli_options.values import gpu_count, positive_int
 
 FORMATS = ("text", "json", "markdown")
 
@@ -18,7 +18,7 @@ def add_gpu(p: argparse.ArgumentParser) -> None:
         "or 'cpu' for vLLM's CPU backend",
     )
     p.add_argument(
-        "--gpus", type=positive_int, default=1, metavar="N", help="number of GPUs (default: 1)"
+        "--gpus", type=gpu_count, default=1, metavar="N", help="number of GPUs (default: 1)"
     )
 
 

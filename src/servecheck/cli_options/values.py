@@ -15,6 +15,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def gpu_count(text: str) -> int:
+    """A number of GPUs or nodes: 1 to MAX_GPUS (planning enumerates every layout of them)."""
+    from servecheck.core import MAX_GPUS
+
+    value = positive_int(text)
+    if value > MAX_GPUS:
+        raise argparse.ArgumentTypeError(f"{text} is more than servecheck plans ({MAX_GPUS})")
+    return value
+
+
 def fraction(text: str) -> float:
     try:
         value = float(text)

@@ -7,7 +7,7 @@ import argparse
 from servecheck.cli_options.common import add_format, add_kernel_env, add_verbose, add_version
 from servecheck.cli_options.model import add_model, launch_of
 from servecheck.cli_options.serve import add_serve_options
-from servecheck.cli_options.values import positive_int
+from servecheck.cli_options.values import gpu_count
 
 NAME = "plan"
 HELP = "how should it be launched? every TP/PP/EP layout, KV capacity, a vllm serve command"
@@ -31,8 +31,8 @@ TAKES_VLLM_ARGS = True
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model(p, from_command=True)
     p.add_argument("--gpu", required=True, metavar="NAME", help="GPU name (e.g. 'H100', 'L4')")
-    p.add_argument("--gpus", type=positive_int, default=1, metavar="N", help="GPUs per node")
-    p.add_argument("--nodes", type=positive_int, default=1, metavar="M", help="nodes (Ray)")
+    p.add_argument("--gpus", type=gpu_count, default=1, metavar="N", help="GPUs per node")
+    p.add_argument("--nodes", type=gpu_count, default=1, metavar="M", help="nodes (Ray)")
     add_serve_options(p)
     add_version(p)
     add_kernel_env(p)

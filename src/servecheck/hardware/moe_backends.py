@@ -483,6 +483,11 @@ def _wna16(res: Resolution, ctx: Context) -> KernelChoice:
 def _int8(res: Resolution, ctx: Context) -> KernelChoice:
     """vLLM 0.33 compressed_tensors_moe_w8a8_int8.py, oracle/int8.py:37-175."""
     layer = Layer(weight_key="kInt8StaticChannelSym", act_key="kInt8DynamicTokenSym")
+    if not feature(ctx.version, "moe_backend_oracle"):
+        # vLLM 0.11 compressed_tensors_moe.py CompressedTensorsW8A8Int8MoEMethod.apply: the
+        # Triton fused_experts, with no backend choice.
+        where = "compressed_tensors/compressed_tensors_moe.py CompressedTensorsW8A8Int8MoEMethod"
+        return _fixed(res, "TRITON", "TritonExperts", where, family="int8_moe")
     backends = prioritize_humming(candidates("int8_moe", ctx.version), ctx.device.capability)
     choice = _walk("int8", backends, ctx, layer)
     if choice.error:

@@ -23,7 +23,9 @@ from servecheck.launch.settings import LaunchSettings
 from servecheck.plan import Plan, ServeOptions, make_plan, serve_model_arg
 from servecheck.plan.alternatives import alternatives
 from servecheck.plan.layouts import Layout, enumerate_layouts
+from servecheck.source.jsonin import check_values
 from servecheck.source.local import Checkpoint
+from servecheck.source.quantcheck import check_quant_configs
 
 
 def prepare(ckpt: Checkpoint, settings: LaunchSettings) -> Checkpoint:
@@ -32,6 +34,9 @@ def prepare(ckpt: Checkpoint, settings: LaunchSettings) -> Checkpoint:
         return ckpt
     config = copy.deepcopy(ckpt.config)
     _apply(config, settings.hf_overrides)
+    # the overrides are input like config.json itself: checked as it was when read
+    check_values(config, "config.json with --hf-overrides")
+    check_quant_configs(config, ckpt.side_files)
     return dataclasses.replace(ckpt, config=config)
 
 

@@ -176,7 +176,7 @@ def _speculative(launch: Launch) -> dict[str, Any] | None:
     if isinstance(spec, str):
         try:
             spec = json.loads(spec)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError, ValueError):
             spec = None
     spec = dict(spec) if isinstance(spec, dict) else {}
     # vLLM 0.33 --spec-method / --spec-model / --spec-tokens fill the same config

@@ -59,6 +59,8 @@ def _json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON {text!r}: {exc.msg} at position {exc.pos}") from None
+    except (RecursionError, ValueError):  # nested too deep, or a number of 4,300+ digits
+        raise ValueError(f"invalid JSON {text[:60]!r}...: nested too deep or too long") from None
 
 
 def _int(text: str) -> int:
@@ -112,8 +114,10 @@ def dotted_value(text: str, human_ints: bool) -> Any:
     """A `--json-arg.key value` value: JSON, else a human-readable size (0.20+), else text."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         pass
+    except ValueError:  # a number of 4,300+ digits
+        return text
     if human_ints:
         try:
             return human_readable_int(text)

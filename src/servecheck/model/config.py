@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +104,7 @@ def parse_config(config: dict) -> ModelConfig:
     )
     return ModelConfig(
         architecture=str(archs[0]),
-        model_type=str(cfg.get("model_type", "")),
+        model_type=_opt_str(cfg, "model_type") or "",
         hidden_size=hidden,
         num_layers=_int(cfg, "num_hidden_layers", "n_layer", "num_layers", "n_layers"),
         num_heads=heads,
@@ -117,7 +118,7 @@ def parse_config(config: dict) -> ModelConfig:
         attention_bias=bool(cfg.get("attention_bias", cfg.get("qkv_bias", False))),
         mlp_bias=bool(cfg.get("mlp_bias", False)),
         use_qk_norm=bool(cfg.get("use_qk_norm", False)),
-        hidden_act=str(cfg.get("hidden_act", "silu")),
+        hidden_act=_opt_str(cfg, "hidden_act") or "silu",
         num_experts=num_experts,
         num_experts_per_tok=_opt_int(cfg, "num_experts_per_tok", "moe_top_k", "moe_k", "moe_topk")
         or 0,
@@ -127,11 +128,11 @@ def parse_config(config: dict) -> ModelConfig:
         first_k_dense_replace=_opt_int(cfg, "first_k_dense_replace") or 0,
         moe_layer_freq=_opt_int(cfg, "moe_layer_freq") or 1,
         decoder_sparse_step=_opt_int(cfg, "decoder_sparse_step") or 1,
-        mlp_only_layers=tuple(int(i) for i in cfg.get("mlp_only_layers") or ()),
+        mlp_only_layers=_int_list(cfg, "mlp_only_layers"),
         n_group=_opt_int(cfg, "n_group"),
         topk_group=_opt_int(cfg, "topk_group"),
-        topk_method=cfg.get("topk_method"),
-        routed_scaling_factor=cfg.get("routed_scaling_factor"),
+        topk_method=_opt_str(cfg, "topk_method"),
+        routed_scaling_factor=_opt_float(cfg, "routed_scaling_factor"),
         q_lora_rank=_opt_int(cfg, "q_lora_rank"),
         kv_lora_rank=_opt_int(cfg, "kv_lora_rank"),
         qk_nope_head_dim=_opt_int(cfg, "qk_nope_head_dim") or 0,
@@ -139,7 +140,7 @@ def parse_config(config: dict) -> ModelConfig:
         v_head_dim=_opt_int(cfg, "v_head_dim") or 0,
         num_nextn_predict_layers=_opt_int(cfg, "num_nextn_predict_layers") or 0,
         sliding_window=_opt_int(cfg, "sliding_window"),
-        layer_types=tuple(str(t) for t in cfg.get("layer_types") or ()),
+        layer_types=_str_list(cfg, "layer_types"),
         architectures=tuple(archs),
         raw=cfg,
     )
@@ -161,17 +162,43 @@ def _with_defaults(cfg: dict, architecture: str) -> dict:
     return merged
 
 
+def _limits() -> dict[str, dict[str, int]]:
+    global _LIMITS
+    if _LIMITS is None:
+        from servecheck.knowledge import load_toml
+
+        _LIMITS = load_toml("input_limits.toml")
+    return _LIMITS
+
+
+_LIMITS: dict[str, dict[str, int]] | None = None
+
+
 def _opt_int(cfg: dict, *keys: str) -> int | None:
+    """The first of `keys` present, as an integer inside its range (input_limits.toml, under
+    the first key's name), or None; anything else is an InputError naming the key."""
     for key in keys:
         value = cfg.get(key)
         if value is None:
             continue
-        if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        if isinstance(value, list) and value and all(type(v) is int for v in value):
             # per-layer lists (HunYuan's moe_intermediate_size, num_experts): the largest
             value = max(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-            raise InputError(f"config.json: {key} must be an integer, got {value!r}")
-        return int(value)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value != int(value)
+        ):
+            raise InputError(f"config.json: {key} must be an integer, got {_short(value)}")
+        value = int(value)
+        limit = _limits().get(keys[0])
+        if limit is not None and not limit["min"] <= value <= limit["max"]:
+            raise InputError(
+                f"config.json: {key} is {value:,}; expected {limit['min']:,} to "
+                f"{limit['max']:,} (no real model is outside that range)"
+            )
+        return value
     return None
 
 
@@ -181,4 +208,70 @@ def _int(cfg: dict, *keys: str) -> int:
         raise InputError(f"config.json has no {keys[0]!r}; cannot size the model")
     if value <= 0:
         raise InputError(f"config.json: {keys[0]} must be positive, got {value}")
+    return value
+
+
+def _opt_float(cfg: dict, key: str) -> float | None:
+    value = cfg.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"config.json: {key} must be a number, got {_short(value)}")
+    return float(value)
+
+
+def _opt_str(cfg: dict, key: str) -> str | None:
+    value = cfg.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"config.json: {key} must be a string, got {_short(value)}")
+    return value
+
+
+def _list(cfg: dict, key: str) -> list:
+    value = cfg.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InputError(f"config.json: {key} must be a list, got {_short(value)}")
+    if len(value) > _limits()["lists"]["max_len"]:
+        raise InputError(f"config.json: {key} has {len(value):,} entries; not a real model")
+    return value
+
+
+def _int_list(cfg: dict, key: str) -> tuple[int, ...]:
+    items = _list(cfg, key)
+    top = _limits()["num_hidden_layers"]["max"]
+    if not all(type(i) is int and 0 <= i <= top for i in items):
+        raise InputError(f"config.json: {key} must list layer numbers, got {_short(items)}")
+    return tuple(items)
+
+
+def _str_list(cfg: dict, key: str) -> tuple[str, ...]:
+    items = _list(cfg, key)
+    if not all(isinstance(i, str) for i in items):
+        raise InputError(f"config.json: {key} must be a list of strings, got {_short(items)}")
+    return tuple(items)
+
+
+def _short(value: Any) -> str:
+    """A value for a message: at most 60 characters of its repr."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def raw_number(
+    values: dict, key: str, default: float | None = None, *, low: float = 0.0, high: float = 2**40
+) -> float | None:
+    """A number read from a raw config dict (config.json or a dict inside it), inside
+    [low, high]; `default` when absent or null. Anything else is an InputError naming the key,
+    so arithmetic downstream never meets a string, a list, an infinity or an absurd size."""
+    value = values.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"config.json: {key} must be a number, got {_short(value)}")
+    if not low <= value <= high:
+        raise InputError(f"config.json: {key} is {value}; expected {low:g} to {high:g}")
     return value

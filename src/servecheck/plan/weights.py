@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from servecheck.model.config import ModelConfig
+from servecheck.model.config import ModelConfig, raw_number
 from servecheck.model.inventory import (
     ATTENTION,
     EMBEDDING,
@@ -295,8 +295,8 @@ def rotary_cache_bytes(cfg: ModelConfig) -> int:
     scaling = raw.get("rope_scaling") or raw.get("rope_parameters") or {}
     if isinstance(scaling, dict):
         rope_type = scaling.get("rope_type", scaling.get("type"))
-        factor = scaling.get("factor")
-        original = scaling.get("original_max_position_embeddings")
+        factor = raw_number(scaling, "factor", high=2**20)
+        original = raw_number(scaling, "original_max_position_embeddings")
         if rope_type in ("yarn", "deepseek_yarn") and factor and original:
             positions = int(original * factor)
         elif rope_type in ("linear", "dynamic") and factor:
@@ -304,5 +304,6 @@ def rotary_cache_bytes(cfg: ModelConfig) -> int:
     if cfg.is_mla:
         rotary_dim = cfg.qk_rope_head_dim
     else:
-        rotary_dim = int(cfg.head_dim * float(raw.get("partial_rotary_factor", 1.0) or 1.0))
+        factor = raw_number(raw, "partial_rotary_factor", 1.0, high=1.0) or 1.0
+        rotary_dim = int(cfg.head_dim * factor)
     return positions * rotary_dim * model_dtype_bytes(cfg)

@@ -99,6 +99,8 @@ class QuantArgs:
             dynamic = dynamic.lower()
             if dynamic != "local":
                 raise QuantArgsError(f"'{dynamic}' is not a valid DynamicType")
+        elif not isinstance(dynamic, bool):
+            raise QuantArgsError(f"dynamic must be true, false or 'local', got {dynamic!r}")
         actorder = _actorder(data.get("actorder"))
         strategy = _validate(strategy, group_size, block, actorder, dynamic)
         return cls(
@@ -119,14 +121,15 @@ def _block(value: Any) -> tuple[int, int] | None:
         return None
     if isinstance(value, str):
         try:
-            rows, cols = (int(x) for x in value.split("x"))
-            return rows, cols
+            rows, cols = (int(x) for x in value.split("x", 1))
+            if 0 < rows <= 2**20 and 0 < cols <= 2**20:
+                return rows, cols
         except ValueError:
             pass
     elif (
         isinstance(value, (list, tuple))
         and len(value) == 2
-        and all(isinstance(v, int) for v in value)
+        and all(type(v) is int and 0 < v <= 2**20 for v in value)
     ):
         return int(value[0]), int(value[1])
     raise QuantArgsError(f"Invalid block_structure '{value}'. Must be a list of ints [rows, cols].")

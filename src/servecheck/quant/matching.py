@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import regex
 
+from servecheck.errors import InputError
+
 
 class FusedShardMismatch(Exception):
     """vLLM raises ValueError: some but not all shards of a fused layer are ignored."""
@@ -19,11 +21,45 @@ class FusedShardMismatch(Exception):
         self.layer, self.covered, self.uncovered, self.text = layer, covered, uncovered, text
 
 
+# A pattern that needs longer than this to match one module name is refused: names are a
+# few dozen characters, so only catastrophic backtracking (`(a+)+$`) gets near it.
+MATCH_SECONDS = 0.1
+
+
+class _Pattern:
+    """A compiled `re:` pattern whose every match is bounded in time."""
+
+    __slots__ = ("_rx", "text")
+
+    def __init__(self, text: str, rx: regex.Pattern):
+        self.text, self._rx = text, rx
+
+    def match(self, name: str) -> regex.Match | None:
+        try:
+            return self._rx.match(name, timeout=MATCH_SECONDS)
+        except TimeoutError:
+            raise InputError(
+                f"quantization config pattern 're:{self.text[:80]}' takes over "
+                f"{MATCH_SECONDS} s to match the module name {name[:80]!r}; it backtracks "
+                "catastrophically (vLLM would stall on it too)"
+            ) from None
+
+
 @functools.lru_cache(maxsize=4096)
-def _compiled(pattern: str) -> regex.Pattern:
+def _compiled(pattern: str) -> _Pattern:
+    """`pattern` (after `re:`) compiled once; InputError when vLLM cannot compile it."""
+    # vLLM 0.33 quantization/utils/config_utils.py (0.10-0.11 compressed_tensors/utils.py)
+    # imports the regex package as re and calls re.match(pattern, name): a pattern it cannot
+    # compile makes vLLM raise while loading.
     import regex  # only when a config has `re:` patterns (the import costs ~7 ms)
 
-    return regex.compile(pattern)
+    try:
+        return _Pattern(pattern, regex.compile(pattern))
+    except (regex.error, RecursionError, OverflowError, ValueError) as exc:
+        raise InputError(
+            f"quantization config pattern 're:{pattern[:80]}' is not a valid regular "
+            f"expression ({exc}); vLLM raises an error while loading the model"
+        ) from None
 
 
 def is_match(value: str, target: str, check_contains: bool = False) -> bool:

@@ -125,11 +125,20 @@ def index_weight_map(index: dict, where: str) -> dict[str, str]:
     raw_map = index.get("weight_map")
     if not isinstance(raw_map, dict):
         raise InputError(f"{where} has no weight_map object")
-    # JSON object keys are strings already; convert values only when one is not (88k entries
-    # for GLM-4.5: the check is a tenth of the conversion's cost).
+    # JSON object keys are strings already; values must be file names (vLLM 0.33
+    # model_loader/weight_utils.py filter_duplicate_safetensors_files joins them to the folder:
+    # anything but a string fails there). One C-level pass over the values (88k for GLM-4.5).
     if set(map(type, raw_map.values())) <= {str}:
         return raw_map
-    return {str(k): str(v) for k, v in raw_map.items()}
+    name, value = next((k, v) for k, v in raw_map.items() if type(v) is not str)
+    raise InputError(
+        f"{where}: weight_map[{name[:200]!r}] is {_short(value)}; expected a shard file name"
+    )
+
+
+def _short(value: object) -> str:
+    text = repr(value) if not isinstance(value, (list, dict)) else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def shard_selection(

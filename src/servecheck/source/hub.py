@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 from urllib.parse import quote
 
 from servecheck.errors import InputError
-from servecheck.source import hubhttp
+from servecheck.source import hubhttp, jsonin
 from servecheck.source.checkpoint import (
     INDEX_NAME,
     SIDE_FILES,
@@ -38,6 +38,7 @@ from servecheck.source.hfcache import cached_commit
 from servecheck.source.hfenv import HubSettings
 from servecheck.source.local import parse_json
 from servecheck.source.modelref import HubRef, is_commit
+from servecheck.source.quantcheck import check_quant_configs
 from servecheck.source.safetensors import (
     MAX_HEADER_BYTES,
     HeaderTruncated,
@@ -135,7 +136,9 @@ class _Reader:
         shard_names = [f for f in top if f.endswith(".safetensors")]
         weight_map = None
         if INDEX_NAME in raw:
-            index = parse_json(raw[INDEX_NAME], f"{self.ref.repo_id}: {INDEX_NAME}")
+            index = jsonin.parse_json(
+                raw[INDEX_NAME], f"{self.ref.repo_id}: {INDEX_NAME}", check=False
+            )
             weight_map = index_weight_map(index, f"{self.ref.repo_id}: {INDEX_NAME}")
         files_to_read, missing, outside = shard_selection(shard_names, weight_map)
         heads = self._shard_heads(commit, files_to_read, weight_map, progress)
@@ -143,6 +146,7 @@ class _Reader:
             raise InputError(self._offline_cold(commit))
         config = parse_json(raw["config.json"], f"{self.ref.repo_id}: config.json")
         side = {n: parse_json(raw[n], f"{self.ref.repo_id}: {n}") for n in SIDE_FILES if n in raw}
+        check_quant_configs(config, side)
         source = Source(
             kind="hub",
             repo_id=self.ref.repo_id,

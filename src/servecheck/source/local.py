@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from servecheck.errors import InputError
+from servecheck.source import jsonin
 from servecheck.source.checkpoint import (
     INDEX_NAME,
     SIDE_FILES,
@@ -20,34 +20,22 @@ from servecheck.source.checkpoint import (
 )
 from servecheck.source.gguf import gguf_config, is_gguf
 from servecheck.source.gguf import read_header as read_gguf
+from servecheck.source.jsonin import MAX_CONFIG_BYTES, MAX_INDEX_BYTES, MAX_SIDE_FILE_BYTES
+from servecheck.source.quantcheck import check_quant_configs
 from servecheck.source.safetensors import HeaderTruncated, ShardHeader, read_header
 
 __all__ = ["INDEX_NAME", "Checkpoint", "ShardProblem", "open_local", "read_json"]
 
 
-def read_json(path: Path, what: str) -> dict:
-    """Read a JSON object from a file, turning every failure into a one-sentence InputError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {what} {path}: {getattr(exc, 'strerror', exc)}") from exc
-    return parse_json(text, f"{what} {path}")
+def read_json(path: Path, what: str, limit: int = MAX_CONFIG_BYTES) -> dict:
+    """Read a JSON object from a file, turning every failure into a one-sentence InputError
+    (checked at the edge: source/jsonin.py)."""
+    return jsonin.read_json(path, what, limit)
 
 
 def parse_json(text: str | bytes, what: str) -> dict:
     """A JSON object from text, or an InputError naming `what`."""
-    try:
-        data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = (
-            f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if hasattr(exc, "msg") else ""
-        )
-        raise InputError(f"{what} is not valid JSON{where}") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"{what} is not a JSON object")
-    return data
+    return jsonin.parse_json(text, what)
 
 
 def open_local(path: str | Path, source: Source | None = None) -> Checkpoint:
@@ -56,16 +44,23 @@ def open_local(path: str | Path, source: Source | None = None) -> Checkpoint:
     `source` says where the folder came from when it is not the user's own path (the HF cache).
     """
     path = Path(path)
+    if "\x00" in str(path):
+        raise InputError(f"{str(path)!r} contains a NUL byte; no file has one")
     if not path.exists():
         raise InputError(f"no such file or folder: {path}")
     gguf = _gguf_file(path)
     if gguf is not None:
         return open_gguf(gguf, source)
+    if path.suffix == ".safetensors" and path.is_file():
+        raise InputError(
+            f"{path} is a safetensors shard; give the folder that holds it and its config.json"
+        )
     folder = path.parent if path.is_file() else path
     config_file = path if path.is_file() else path / "config.json"
     source = source or Source(kind="local", path=str(path), config_file=config_file)
     config = read_json(config_file, "config" if path.is_file() else "config.json")
     side = side_files(folder)
+    check_quant_configs(config, side)
     names = [p.name for p in folder.iterdir() if p.is_file()] if path.is_dir() else []
     shard_names = [n for n in names if n.endswith(".safetensors")]
     if path.is_file() or (not shard_names and not (path / INDEX_NAME).exists()):
@@ -80,9 +75,8 @@ def open_local(path: str | Path, source: Source | None = None) -> Checkpoint:
         )
     weight_map = None
     if (path / INDEX_NAME).exists():
-        weight_map = index_weight_map(
-            read_json(path / INDEX_NAME, INDEX_NAME), str(path / INDEX_NAME)
-        )
+        index = jsonin.read_json(path / INDEX_NAME, INDEX_NAME, MAX_INDEX_BYTES, check=False)
+        weight_map = index_weight_map(index, str(path / INDEX_NAME))
     files, missing, outside = shard_selection(shard_names, weight_map)
     shards, problems = _read_shards([path / n for n in files])
     return assemble(
@@ -128,7 +122,11 @@ def open_gguf(path: Path, source: Source | None = None) -> Checkpoint:
 
 def side_files(folder: Path) -> dict[str, dict]:
     """Every SIDE_FILES file in `folder`, parsed."""
-    return {n: read_json(folder / n, n) for n in SIDE_FILES if (folder / n).is_file()}
+    return {
+        n: read_json(folder / n, n, MAX_SIDE_FILE_BYTES)
+        for n in SIDE_FILES
+        if (folder / n).exists() or (folder / n).is_symlink()
+    }
 
 
 def _read_shards(files: list[Path]) -> tuple[list[ShardHeader], list[ShardProblem]]:

@@ -55,6 +55,8 @@ def open_model(
     `offline` (default: HF_HUB_OFFLINE) uses only the HF cache and servecheck's header cache.
     The Checkpoint's `source` says where the files came from and the commit they are at."""
     text = str(model)
+    if "\x00" in text:
+        raise InputError(f"{text!r} contains a NUL byte; no file or Hub model has one")
     if not text.startswith(HF_SCHEME) and looks_like_path(text):
         if revision:
             raise InputError(f"--revision applies to Hub models; {text} is a local path")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,12 @@ def read_header(path: str | os.PathLike[str]) -> ShardHeader:
     """Read and validate one safetensors header. Raises InputError on anything malformed."""
     path = Path(path)
     try:
-        file_size = path.stat().st_size
+        # A regular file only: a FIFO (opening it would wait forever) or a link to /dev/zero
+        # is refused before it is opened.
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path.name}: not a file (a folder, device or pipe)")
+        file_size = info.st_size
         with path.open("rb") as f:
             head = f.read(8)
             if len(head) < 8:
@@ -118,16 +124,31 @@ def parse_header_bytes(path: Path, raw: bytes, file_size: int) -> ShardHeader:
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path.name}: header is not valid JSON ({exc})") from exc
+        raise InputError(f"{path.name}: header is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{path.name}: header is not valid JSON (nested too deep)") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise InputError(f"{path.name}: header holds a number too long to be real") from exc
     if not isinstance(header, dict):
         raise InputError(f"{path.name}: header is not a JSON object")
+    if b"\\ud" in raw or b"\\uD" in raw:  # escapes that may leave lone surrogates
+        _check_names(path.name, header)
     return _parse_header(path, header, len(raw), file_size)
+
+
+def _check_names(shard: str, header: dict) -> None:
+    for name in header:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"{shard}: tensor name {name!r} is not valid text") from None
 
 
 def _parse_header(path: Path, header: dict, header_len: int, file_size: int) -> ShardHeader:
     metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict):
-        raise InputError(f"{path.name}: __metadata__ is not an object")
+    # The safetensors crate reads __metadata__ as a map of strings to strings.
+    if not isinstance(metadata, dict) or not all(type(v) is str for v in metadata.values()):
+        raise InputError(f"{path.name}: __metadata__ is not an object of strings")
     shard = path.name
     tensors: list[TensorInfo] = []
     append = tensors.append
@@ -149,7 +170,8 @@ def _parse_header(path: Path, header: dict, header_len: int, file_size: int) -> 
                 and type(end) is int
                 and 0 <= begin <= end
                 and end - begin == (numel * bits + 7) // 8
-                and (not shape or min(shape) >= 0)
+                and numel > 0
+                and min(shape) >= 0
             )
         except (TypeError, ValueError, KeyError):
             ok = False
@@ -159,6 +181,8 @@ def _parse_header(path: Path, header: dict, header_len: int, file_size: int) -> 
         append(_new_tuple(TensorInfo, (name, entry["dtype"], tuple(shape), end - begin, shard)))
         if end > data_end:
             data_end = end
+    if data_end >= _MAX_OFFSET:
+        raise InputError(f"{path.name}: data offsets reach {data_end:,} bytes; not a real file")
     return ShardHeader(
         path=path,
         header_bytes=header_len,
@@ -169,6 +193,10 @@ def _parse_header(path: Path, header: dict, header_len: int, file_size: int) -> 
     )
 
 
+# The safetensors crate reads offsets and dimensions as u64 and refuses a size in bits that
+# overflows it; no offset reaches 2**61 bytes unless some size in bits does.
+_MAX_OFFSET = 2**61
+_MAX_DIM = 2**64
 # tuple.__new__ skips NamedTuple's Python-level __new__: twice as fast for ~100k tensors.
 _new_tuple = tuple.__new__
 _prod = math.prod
@@ -179,7 +207,7 @@ def _parse_entry(shard: str, name: str, entry: object) -> TensorInfo:
     if type(entry) is not dict:
         raise InputError(f"{shard}: tensor {name!r}: entry is not an object")
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    bits = DTYPE_BITS.get(dtype)  # type: ignore[arg-type]
+    bits = DTYPE_BITS.get(dtype) if type(dtype) is str else None
     if bits is None:
         raise InputError(f"{shard}: tensor {name!r}: unknown dtype {dtype!r}")
     if type(shape) is not list:
@@ -188,7 +216,11 @@ def _parse_entry(shard: str, name: str, entry: object) -> TensorInfo:
         numel = _prod(shape)  # C-level; a non-number raises TypeError
     except TypeError:
         numel = None
-    if type(numel) is not int or (shape and min(shape) < 0):
+    if (
+        type(numel) is not int
+        or any(type(x) is not int for x in shape)
+        or (shape and (min(shape) < 0 or max(shape) >= _MAX_DIM))
+    ):
         raise InputError(
             f"{shard}: tensor {name!r}: shape {shape!r} is not a list of non-negative integers"
         )

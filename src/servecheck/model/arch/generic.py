@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from servecheck.core import index_in_name
 from servecheck.model.inventory import (
     EMBEDDING,
     EXPERTS,
@@ -120,7 +121,7 @@ def _expert_names(names: list[str]) -> tuple[str, str, str]:
 
 def _layer(prefix: str) -> int | None:
     m = _LAYER.search(prefix + ".")
-    return int(m.group(1)) if m else None
+    return index_in_name(m.group(1)) if m else None
 
 
 def _module_for(prefix: str, params: dict[str, TensorInfo]) -> Module:
