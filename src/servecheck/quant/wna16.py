@@ -306,7 +306,9 @@ class Wna16Resolver(Base):
             f"The {what} size is not aligned with the quantized weight shape. This can be caused "
             "by too large tensor parallel size."
         )
-        self.collector.add(rules.Wna16TpMisaligned, m.name, key=what, vllm_text=text, ver=self.ver)
+        self.collector.add(
+            rules.Wna16TpMisaligned, m.name, key=what, side=what, vllm_text=text, ver=self.ver
+        )
         return Resolution(module=m, method="error", error=rules.Wna16TpMisaligned.code)
 
     def _experts(self, m: Module) -> Resolution:

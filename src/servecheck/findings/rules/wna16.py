@@ -86,7 +86,7 @@ class Wna16TpMisaligned(Rule):
     exception = "ValueError"
     name = "wna16-tp-misaligned"
     severity = Severity.ERROR
-    message = "the {key} size of a layer's shard is not aligned with the quantized weight shape"
+    message = "the {side} size of a layer's shard is not aligned with the quantized weight shape"
     fix = "Use a smaller --tensor-parallel-size."
     vllm_ref = QDIR + "/gptq.py GPTQLinearMethod.create_weights"
     vllm_message = "{vllm_text}"
