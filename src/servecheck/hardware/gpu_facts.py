@@ -8,6 +8,8 @@ signature with `facts = "..."` also gets the fields below, read from knowledge/g
                  fitting_gpus  table GPUs whose limit is at least `required`
   arch           (field arch: "sm_121a", "sm_120", ...)
                  arch_gpus     " (compute capability 12.1: GB10 (DGX Spark); CUDA >= 12.9)"
+  capability     (field capability: "120", as vLLM's kernels print it)
+                 capability_gpus  the same text for that capability
 
 Unknown kinds or unparsable fields give no extra fields (the detail is then left out).
 """
@@ -60,4 +62,7 @@ def explain_facts(kind: str, fields: Mapping[str, str]) -> dict[str, str]:
         return shared_memory(int(fields["required"]), int(limit) if limit.isdigit() else None)
     if kind == "arch" and fields.get("arch"):
         return arch(fields["arch"])
+    if kind == "capability" and fields.get("capability", "").isdigit():
+        found = arch(f"sm_{fields['capability']}")
+        return {"capability_gpus": found["arch_gpus"]} if found else {}
     return {}
