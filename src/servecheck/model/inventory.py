@@ -23,6 +23,9 @@ SHARED_GATE_UP = "moe.shared.gate_up_proj"
 SHARED_DOWN = "moe.shared.down_proj"
 SHARED_GATE = "moe.shared.expert_gate"
 MTP_PROJ = "mtp.eh_proj"
+# Mamba / gated-delta-net conv1d: vLLM builds it as a ColumnParallelLinear without quant_config
+# (vLLM 0.24 layers/mamba/mamba_mixer2.py, models/qwen3_next.py), sized from its params
+MIXER_CONV = "mixer.conv"
 OTHER = "other"
 
 # Linear layer classes (vLLM LinearBase subclasses, plus "Linear": torch's nn.Linear, and the

@@ -7,10 +7,11 @@ v1/core/kv_cache_utils.py (token capacity and concurrency as logged).
 
 Layer kinds come from the model's inventory (`Inventory.cache_layers`): full attention holds
 K and V for every token; sliding-window layers hold at most the window under the hybrid
-allocator; chunked local attention (Llama 4) makes vLLM turn the hybrid allocator off, so
-those layers count as full; Mamba / gated-delta-net layers hold one recurrent state per
-sequence, and on such hybrids the attention block grows until one attention page is at
-least one state (platforms/interface.py _align_hybrid_block_size).
+allocator, chunked local attention (Llama 4) at most one chunk plus the tokens in flight,
+except in the releases where chunked local attention turns the hybrid allocator off (feature
+chunked_local_hybrid_kv; then those layers count as full); Mamba / gated-delta-net layers hold
+one recurrent state per sequence, and on such hybrids the attention block grows until one
+attention page is at least one state (platforms/interface.py _align_hybrid_block_size).
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ FP8_DS_MLA_BYTES = 656
 class LayerSpec:
     """One layer's cache on one GPU."""
 
-    kind: str  # "full", "sliding", "mla", "state" (Mamba / linear attention)
+    kind: str  # "full", "sliding", "chunked", "mla", "state" (Mamba / linear attention)
     bytes_per_token: int  # num_kv_heads_per_rank x (head_size + head_size_v) x dtype bytes
-    sliding_window: int | None = None
+    sliding_window: int | None = None  # the window, or the attention chunk ("chunked")
     state_bytes: int = 0  # one sequence's recurrent state (kind "state"), padded to a page
 
 
@@ -102,10 +103,15 @@ def kv_spec(
     block_size: int,
     *,
     speculative: bool = False,
+    chunked_hybrid: bool = False,
 ) -> KvSpec:
+    """`chunked_hybrid`: chunked local attention keeps the hybrid allocator on (the release's
+    chunked_local_hybrid_kv feature)."""
     dtype_bytes = KV_DTYPE_BYTES.get(kv_dtype, 2)
     if inventory is not None and inventory.cache_layers:
-        return _from_cache_layers(cfg, inventory, layout, kv_dtype, block_size, speculative)
+        return _from_cache_layers(
+            cfg, inventory, layout, kv_dtype, block_size, speculative, chunked_hybrid
+        )
     if inventory is None:
         layers = list(range(cfg.num_layers))
     else:
@@ -180,14 +186,16 @@ def _from_cache_layers(
     kv_dtype: str,
     block_size: int,
     speculative: bool,
+    chunked_hybrid: bool,
 ) -> KvSpec:
     dtype_bytes = KV_DTYPE_BYTES.get(kv_dtype, 2)
     model_bytes = _MODEL_DTYPE_BYTES.get(cfg.dtype or "bfloat16", 2)
     layers = [c for c in inventory.cache_layers if speculative or not c.mtp]
-    # vLLM 0.24/0.33 config/vllm.py: chunked local attention turns the hybrid allocator off
-    # (VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE unset); kv_cache_utils.py
-    # unify_hybrid_kv_cache_specs then makes every sliding / chunked layer full attention.
-    hybrid_off = any(c.kind == "chunked" for c in layers)
+    # vLLM 0.24 config/vllm.py: chunked local attention turns the hybrid allocator off unless
+    # VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE (default "1" from 0.14, "0" in
+    # 0.10.1-0.13); kv_cache_utils.py unify_hybrid_kv_cache_specs then makes every sliding /
+    # chunked layer full attention.
+    hybrid_off = any(c.kind == "chunked" for c in layers) and not chunked_hybrid
 
     def per_token(c: CacheLayer) -> int:
         if c.kind == "indexer":
@@ -224,7 +232,7 @@ def _from_cache_layers(
                 stage = s
         if c.is_attention:
             kind = "full" if c.kind == "indexer" else c.kind
-            window = c.window if kind == "sliding" and not hybrid_off else None
+            window = c.window if kind in ("sliding", "chunked") and not hybrid_off else None
             if kind in ("chunked", "sliding") and window is None:
                 kind = "full"
             spec = LayerSpec(kind, per_token(c), window)
@@ -287,6 +295,10 @@ def layer_blocks_for(spec: LayerSpec, length: int, block_size: int, in_flight: i
         # vLLM 0.33 kv_cache_interface.py SlidingWindowSpec.max_admission_blocks_per_request
         tokens = min(spec.sliding_window - 1 + in_flight, length)
         return -(-tokens // block_size) + 1
+    if spec.kind == "chunked" and spec.sliding_window:
+        # vLLM 0.24 kv_cache_interface.py ChunkedLocalAttentionSpec.max_admission_blocks_per_request
+        tokens = min(spec.sliding_window + in_flight, length)
+        return -(-tokens // block_size)
     return -(-length // block_size)
 
 

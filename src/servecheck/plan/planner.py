@@ -186,7 +186,13 @@ def make_plan(
             cpu_offload_bytes=offload,
         )
         kv = kv_spec(
-            cfg, report.inventory, layout, kv_dtype, block, speculative=options.speculative
+            cfg,
+            report.inventory,
+            layout,
+            kv_dtype,
+            block,
+            speculative=options.speculative,
+            chunked_hybrid=bool(report.version.feature("chunked_local_hybrid_kv")),
         )
         ovs = [
             overheads(

@@ -60,6 +60,16 @@ MOE_METHODS = {
     "W4A16_NVFP4": "ModelOptNvFp4FusedMoE",
     "MXFP8": "ModelOptMxFp8FusedMoE",
 }
+# quant_algo -> the linear method class before vLLM 0.30, which has one ModelOptLinearMethod
+# (feature modelopt_linear_method; vLLM 0.29 modelopt.py ModelOptFp8Config.get_quant_method ...)
+LINEAR_METHODS = {
+    "FP8": "ModelOptFp8LinearMethod",
+    "FP8_PER_CHANNEL_PER_TOKEN": "ModelOptFp8PcPtLinearMethod",
+    "FP8_PB_WO": "ModelOptFp8PbWoLinearMethod",
+    "NVFP4": "ModelOptNvFp4LinearMethod",
+    "W4A16_NVFP4": "ModelOptNvFp4W4A16LinearMethod",
+    "MXFP8": "ModelOptMxFp8LinearMethod",
+}
 # scheme names the audit sizes (checks/expected.py ESTIMATED_LAYOUTS)
 AUDIT_SCHEME = {"W8A8Fp8": "MODELOPT", "W4A4Fp4": "MODELOPT_FP4", "W8A8Mxfp8": "MODELOPT"}
 
@@ -183,9 +193,10 @@ class ModeloptResolver(Base):
                 inputs=i,
                 note=algo,
             )
+        per_algo = self.version.feature("modelopt_linear_method") == "per_algo"
         return Resolution(
             module=m,
-            method="ModelOptLinearMethod",
+            method=LINEAR_METHODS[algo] if per_algo else "ModelOptLinearMethod",
             scheme=AUDIT_SCHEME[kernel_scheme],
             kernel_scheme=kernel_scheme,
             weights=w,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from servecheck.findings.collect import Collector
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import resolution as rules
-from servecheck.model.inventory import EMBEDDING, EXPERTS, LM_HEAD, Inventory, Module
+from servecheck.model.inventory import EMBEDDING, EXPERTS, LM_HEAD, MIXER_CONV, Inventory, Module
 from servecheck.quant.args import QuantArgs
 from servecheck.versions import VllmVersion
 
@@ -57,7 +57,7 @@ def unquantized(module: Module, note: str | None = None) -> Resolution:
         method = "UnquantizedFusedMoEMethod"
     elif module.kind == EMBEDDING:
         method = "UnquantizedEmbeddingMethod"
-    elif module.is_linear or module.kind == LM_HEAD:
+    elif module.is_linear or module.kind in (LM_HEAD, MIXER_CONV):
         method = "UnquantizedLinearMethod"
     else:
         method = "none"

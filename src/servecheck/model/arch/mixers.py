@@ -13,7 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from servecheck.model.config import ModelConfig
-from servecheck.model.inventory import CacheLayer, Module, Param, linear, row_linear
+from servecheck.model.inventory import (
+    MIXER_CONV,
+    CacheLayer,
+    Module,
+    Param,
+    linear,
+    row_linear,
+)
 from servecheck.model.layers import LayerKind
 from servecheck.model.records import Record
 
@@ -50,10 +57,12 @@ def dim(spec: Any, cfg: ModelConfig, values: dict[str, int] | None = None) -> in
     return int(total)
 
 
-def _param(name: str, ckpt: str, i: int, params: tuple[Param, ...]) -> Module:
+def _param(
+    name: str, ckpt: str, i: int, params: tuple[Param, ...], kind: str = "mixer.param"
+) -> Module:
     return Module(
         name=name,
-        kind="mixer.param",
+        kind=kind,
         layer_class="Parameter",
         layer=i,
         receives_quant_config=False,
@@ -102,7 +111,7 @@ def _conv(
     params = (Param("weight", (conv_dim, 1, kernel)),)
     if bias:
         params += (Param("bias", (conv_dim,)),)
-    return _param(f"{prefix}.conv1d", f"{ckpt or prefix}.conv1d", i, params)
+    return _param(f"{prefix}.conv1d", f"{ckpt or prefix}.conv1d", i, params, kind=MIXER_CONV)
 
 
 def _mamba2(
