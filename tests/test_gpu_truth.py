@@ -67,18 +67,92 @@ NON_TORCH_ABS_TOL = 0.02 * GIB
 CUDAGRAPH_REL_TOL = 0.15
 
 # Open disagreements: (record id regex, field) -> the evidence and where the fix belongs.
+GPTQ_CONFIG_ONLY = (
+    "config-only folder: vLLM 0.24 AutoGPTQConfig.maybe_update_config (auto_gptq.py) derives "
+    "modules_in_block_to_quantize from the safetensors headers when the config has none; with "
+    "no weight files the list is empty, so every linear layer was built "
+    "UnquantizedLinearMethod in 16-bit (Llama-3.1-8B 15.00 GiB; the experts stay GPTQ). "
+    "servecheck predicts the published checkpoint, whose headers name the quantized layers. "
+    "Fix in the harness: header-only safetensors files in the case folder (load_format=dummy "
+    "reads none of their data)"
+)
+TRANSFORMERS_5 = (
+    "the device image's transformers 5.17, not vLLM: {what}. Not a servecheck prediction "
+    "(vLLM 0.24 with the transformers it was released with loads it)"
+)
+# Open disagreements: (record id regex, field) -> the evidence and where the fix belongs.
 KNOWN: dict[tuple[str, str], str] = {
-    (r"^dummy-.*-textonly-", "weights"): (
+    (r"^dummy-(gemma-3-12b|qwen2\.5-vl-7b)-textonly-", "weights"): (
         "text-only run (limit_mm_per_prompt 0 for every modality): vLLM builds no vision "
         "tower, servecheck's weights still count the tower modules (kind tower.*). Fix: "
         "plan/weights.py leaves out model.arch.towers.is_tower modules when every modality "
         "is limited to 0"
+    ),
+    (r"^dummy-llama-4-scout-fp8-textonly-", "available_kv"): (
+        "text-only run: servecheck counts Llama 4's vision tower and projector (1.5 GiB; "
+        "weights 109.27 GiB against 107.72 measured, inside the weights tolerance), so the "
+        "KV budget is 1.5 GiB short (14.11 GiB against 15.64). Same fix as the text-only "
+        "weights entry"
     ),
     (r"^dummy-glm-4\.5-air-fp8-len8k-u095--h100$", "error"): (
         "vLLM raised torch.OutOfMemoryError while allocating the weights (after logging "
         "'Failed to load model - not enough GPU memory ...', v1/worker/gpu_model_runner.py "
         "load_model); servecheck's M001 quotes that log line but has no exception class. Fix: "
         "findings/rules/memory.py M001 exception = 'OutOfMemoryError'"
+    ),
+    (r"^dummy-(llama-3\.1-8b-gptq(-actorder)?|qwen3-30b-a3b-gptq)-len4k", "schemes"): (
+        GPTQ_CONFIG_ONLY
+    ),
+    (r"^dummy-(llama-3\.1-8b-gptq(-actorder)?|qwen3-30b-a3b-gptq)-len4k", "weights"): (
+        GPTQ_CONFIG_ONLY
+    ),
+    (r"^dummy-llama-3\.1-8b-gptq(-actorder)?-len4k", "available_kv"): GPTQ_CONFIG_ONLY,
+    (r"^dummy-granite-4\.0-h-tiny-", "error"): TRANSFORMERS_5.format(
+        what="its GraniteMoeHybridConfig reports layer_types 'linear_attention' for the "
+        "published 'mamba' layers and vLLM 0.24 granitemoehybrid.py get_layer raised "
+        "KeyError: 'linear_attention'"
+    ),
+    (r"^dummy-granite-4\.0-h-tiny-", "fit"): "as the error entry: " + TRANSFORMERS_5,
+    (r"^dummy-mistral-small-3\.1-", "error"): TRANSFORMERS_5.format(
+        what="vLLM 0.24's model inspection imports PixtralRotaryEmbedding, which 5.17 no "
+        "longer has (ImportError), so ModelConfig raised 'Model architectures "
+        "['Mistral3ForConditionalGeneration'] failed to be inspected'"
+    ),
+    (r"^dummy-mistral-small-3\.1-", "fit"): "as the error entry: " + TRANSFORMERS_5,
+    (r"^dummy-falcon-h1-", "schemes"): (
+        "module names: vLLM 0.24 falcon_h1.py nests MambaMixer2 inside FalconH1SSMDecoderLayer, "
+        "both named 'mamba' (model.layers.N.mamba.mamba.in_proj / conv1d / out_proj); "
+        "servecheck names them as the checkpoint does (model.layers.N.mamba.in_proj). Memory "
+        "agrees. Fix: a vLLM-side prefix in the Falcon-H1 record's mixer table "
+        "(model/arch/mixers.py names modules with it, shards keep the checkpoint prefix)"
+    ),
+    (r"^dummy-smollm3-", "schemes"): (
+        "vLLM 0.24 has no native SmolLM3: the Transformers backend builds q_proj, k_proj, "
+        "v_proj, gate_proj and up_proj as separate ColumnParallelLinear layers (180 of them "
+        "over 36 layers), where servecheck's inventory fuses qkv_proj / gate_up_proj. Fix: "
+        "an inventory for Transformers-backend architectures without fused modules"
+    ),
+    (r"^dummy-smollm3-", "weights"): (
+        "Transformers backend: 5.834 GiB measured against 5.743 GiB of parameters (+91 MiB, "
+        "1.6%); the backend's extra buffers are not modelled"
+    ),
+    (r"^dummy-gemma-3-1b-", "weights"): (
+        "1.956 GiB measured against 1.878 GiB of parameters (+78 MiB, 4.2% of this small "
+        "model); Gemma 3's two rotary caches (local base 10k, global 1M, 32,768 positions x "
+        "head_dim 256) are about that size and are not counted. Fix: plan/weights.py rotary "
+        "cos/sin caches per rope kind"
+    ),
+    (r"^dummy-llama-3\.1-8b-(awq|modelopt-nvfp4)-len4k", "weights"): (
+        "Marlin-repacked int4 / NVFP4 weights: 5.489 GiB (AWQ) and 5.731 GiB (NVFP4) measured "
+        "against 5.366 / 5.645 GiB of checkpoint tensors (+123 / +86 MiB, 2.3 / 1.5%): the "
+        "kernels' repacked layouts and workspaces (MacheteLinearKernel for AWQ, "
+        "MarlinNvFp4LinearKernel) are not counted. Fix: per-kernel weight-layout overheads "
+        "in plan/weights.py"
+    ),
+    (r"^dummy-exaone-4\.0-32b-", "activation"): (
+        "profile-run activation peak 1.60 GiB measured against 1.54 predicted (0.06 GiB over "
+        "the 0.05 GiB tolerance); EXAONE 4's QK-norm and 3:1 sliding layers' profile "
+        "temporaries are not modelled term by term"
     ),
 }
 

@@ -603,9 +603,6 @@ def build(out: Path | None = None) -> list[str]:
     return built
 
 
-if __name__ == "__main__":
-    names = build()
-    print(f"built {len(names)} folders under {STAGE_CASES}")
 
 
 # ---- quantization formats of issue 12 (dense and MoE), full size with dummy weights ----
@@ -641,3 +638,9 @@ CASES += [
         quantization="fp8",
     ),
 ]
+
+
+# after every CASES += above: built as a script, the folders of all of them
+if __name__ == "__main__":
+    names = build()
+    print(f"built {len(names)} folders under {STAGE_CASES}")
