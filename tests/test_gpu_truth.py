@@ -119,13 +119,6 @@ KNOWN: dict[tuple[str, str], str] = {
         "['Mistral3ForConditionalGeneration'] failed to be inspected'"
     ),
     (r"^dummy-mistral-small-3\.1-", "fit"): "as the error entry: " + TRANSFORMERS_5,
-    (r"^dummy-falcon-h1-", "schemes"): (
-        "module names: vLLM 0.24 falcon_h1.py nests MambaMixer2 inside FalconH1SSMDecoderLayer, "
-        "both named 'mamba' (model.layers.N.mamba.mamba.in_proj / conv1d / out_proj); "
-        "servecheck names them as the checkpoint does (model.layers.N.mamba.in_proj). Memory "
-        "agrees. Fix: a vLLM-side prefix in the Falcon-H1 record's mixer table "
-        "(model/arch/mixers.py names modules with it, shards keep the checkpoint prefix)"
-    ),
     (r"^dummy-smollm3-", "schemes"): (
         "vLLM 0.24 has no native SmolLM3: the Transformers backend builds q_proj, k_proj, "
         "v_proj, gate_proj and up_proj as separate ColumnParallelLinear layers (180 of them "
