@@ -603,8 +603,6 @@ def build(out: Path | None = None) -> list[str]:
     return built
 
 
-
-
 # ---- quantization formats of issue 12 (dense and MoE), full size with dummy weights ----
 # GPTQ / AWQ / ModelOpt configs composed from the public model configs above with each tool's
 # published quantization_config / hf_quant_config.json layout; "fp8 at load time" runs the
