@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from servecheck.check_result import CheckResult
 from servecheck.checks.audit import audit
@@ -34,7 +34,9 @@ from servecheck.versions import resolve_version
 if TYPE_CHECKING:
     from servecheck.compare import Comparison
     from servecheck.fix import FixOutcome, FixProposal
+    from servecheck.hardware.gpus import Gpu
     from servecheck.plan import Plan, ServeOptions
+    from servecheck.plan.alternatives import GpuRecheck
     from servecheck.plan.layouts import Layout
     from servecheck.smoke.result import SmokeResult
 
@@ -425,11 +427,11 @@ def gpu_rechecker(
     env: dict[str, str],
     quantization: str | None = None,
     dtype: str | None = None,
-) -> Callable[[Any, int], Plan | None]:
+) -> GpuRecheck:
     """The whole check and plan of this checkpoint on another table GPU (for alternatives):
     None when the check itself fails there (a kernel or dtype the GPU lacks)."""
 
-    def recheck(row: Any, count: int) -> Plan | None:
+    def recheck(row: Gpu, count: int) -> Plan | None:
         target = Target(
             name=row.name,
             kind="gpu",

@@ -16,10 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from servecheck.check_result import CheckResult
+from servecheck.hardware.gpus import Gpu
 from servecheck.plan.config import GIB, ServeOptions, table
 from servecheck.plan.layouts import Layout, enumerate_layouts
 from servecheck.plan.memory import gib
 from servecheck.plan.planner import Plan, make_plan
+
+# The whole check and plan of the same checkpoint on another GPU of the table, `count` of it
+# (None when the check fails there): api.gpu_rechecker builds one.
+GpuRecheck = Callable[[Gpu, int], "Plan | None"]
 
 MAX_GPUS = 64  # the largest deployment "more GPUs" looks at
 OTHER_GPUS_SHOWN = 3
@@ -42,13 +48,13 @@ class Alternative:
 
 
 def alternatives(
-    report: Any,
-    gpu: Any,
+    report: CheckResult,
+    gpu: Gpu,
     plan: Plan,
     *,
     model_arg: str,
     env: dict[str, str] | None = None,
-    recheck_gpu: Callable[[Any, int], Plan | None] | None = None,
+    recheck_gpu: GpuRecheck | None = None,
 ) -> list[Alternative]:
     """Re-checked ways to make `plan` (which does not fit) fit. `recheck_gpu(row, count)` runs
     the whole check for another GPU (its kernels, not only its memory); without it, other GPUs
@@ -201,7 +207,9 @@ def _utilization(plan: Plan, options: ServeOptions, replan) -> Alternative | Non
     )
 
 
-def _more_gpus(report: Any, gpu: Any, plan: Plan, model_arg: str, env) -> Alternative | None:
+def _more_gpus(
+    report: CheckResult, gpu: Gpu, plan: Plan, model_arg: str, env: dict[str, str] | None
+) -> Alternative | None:
     """The fewest GPUs of the same kind on which a layout fits: more in the machine (up to 8,
     or the node's size when larger), then whole nodes of that size."""
     if _closest(plan).status not in ("weights", "no-kv", "context"):
@@ -235,7 +243,9 @@ def _more_gpus(report: Any, gpu: Any, plan: Plan, model_arg: str, env) -> Altern
     return None
 
 
-def _other_gpus(report: Any, gpu: Any, plan: Plan, recheck_gpu) -> list[Alternative]:
+def _other_gpus(
+    report: CheckResult, gpu: Gpu, plan: Plan, recheck_gpu: GpuRecheck
+) -> list[Alternative]:
     """Table GPUs with more memory on which the model fits at the same count: screened by memory
     on this check, then re-checked whole for the few shown (their own kernels and limits)."""
     from servecheck.hardware.gpus import load_gpus
