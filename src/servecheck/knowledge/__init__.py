@@ -73,3 +73,10 @@ def _store(path: Path, data: dict[str, Any]) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def load_json(name: str) -> Any:
+    """Parse one of the package's JSON knowledge files (large generated tables)."""
+    import json
+
+    return json.loads((HERE / name).read_bytes())

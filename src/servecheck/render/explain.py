@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from servecheck.explain import Explanation
+from servecheck.explain import ErrorLine, Explanation
 from servecheck.render import exit as exit_codes
 from servecheck.render.console import make_console, write_json
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+MAX_OTHERS = 5
+WHERE = {"root": "root error", "error": "earlier error", "log": "log line"}
 
 
 def emit(expl: Explanation, args: argparse.Namespace) -> None:
@@ -20,15 +23,43 @@ def emit(expl: Explanation, args: argparse.Namespace) -> None:
         render_text(expl, make_console())
 
 
+def _candidate(error: ErrorLine, frame: tuple[str, str] | None = None) -> dict[str, Any]:
+    from servecheck.explain.reading import source_frame
+
+    frame = frame or source_frame(error)
+    return {
+        **error.as_dict(),
+        "kind": error.kind,
+        "file": frame[0] if frame else None,
+        "function": frame[1] if frame else None,
+    }
+
+
 def to_dict(expl: Explanation) -> dict[str, Any]:
-    """JSON form of an explanation. Field names are a contract: extend, never rename."""
+    """JSON form of an explanation. Field names are a contract: extend, never rename.
+
+    The top level describes the last attempt in the input; `failures` lists every attempt."""
+    data = _failure(expl)
+    data["failures"] = [_failure(f) for f in (expl.failures or (expl,))]
+    return data
+
+
+def _failure(expl: Explanation) -> dict[str, Any]:
     from servecheck.findings.rules import all_rules
 
     registry = all_rules()
     data: dict[str, Any] = {
         "matched": expl.matched,
-        "root_error": expl.root.as_dict() if expl.root else None,
+        "family": expl.family,
+        "root_error": _candidate(expl.root, expl.frame) if expl.root else None,
+        "lines": list(expl.lines),
     }
+    explained = expl.explained
+    data["others"] = [
+        {**_candidate(c), "signature": None}
+        for c in expl.candidates
+        if c is not explained and c is not expl.root
+    ][:MAX_OTHERS]
     if expl.match is not None:
         m = expl.match
         data["signature"] = m.signature.as_dict()
@@ -46,12 +77,21 @@ def to_dict(expl: Explanation) -> dict[str, Any]:
         data["alternatives"] = [
             {"id": a.signature.id, "where": a.where, "line": a.line} for a in expl.alternatives
         ]
-    else:
-        data["signature"] = None
-        data["message"] = "no known signature"
-        data["root_guess"] = (
-            {"line": expl.guess.number, "text": expl.guess.raw.strip()} if expl.guess else None
-        )
+        return data
+    data["signature"] = None
+    data["message"] = "no known signature"
+    data["root_guess"] = (
+        {"line": expl.guess.number, "text": expl.guess.raw.strip()} if expl.guess else None
+    )
+    data["unknown"] = {
+        "exception": expl.root.exception if expl.root else None,
+        "file": expl.frame[0] if expl.frame else None,
+        "function": expl.frame[1] if expl.frame else None,
+        "nearest": [
+            {"id": n.id, "family": n.family, "title": n.title, "score": n.score}
+            for n in expl.nearest
+        ],
+    }
     return data
 
 
@@ -61,24 +101,72 @@ def exit_code(expl: Explanation) -> int:
 
 
 def render_text(expl: Explanation, console: Console) -> None:
+    failures = expl.failures or (expl,)
+    if len(failures) > 1:
+        console.print(
+            f"[bold]{len(failures)} attempts in this log[/] [dim](each explained on its own; "
+            "the last is the most recent)[/]"
+        )
+    for n, failure in enumerate(failures, start=1):
+        if len(failures) > 1:
+            first, last = failure.lines
+            console.print(f"\n[bold]Attempt {n}[/] [dim](lines {first}-{last})[/]")
+        _render_one(failure, console)
 
+
+def _render_one(expl: Explanation, console: Console) -> None:
+    from rich.markup import escape
+
+    if expl.match is None:
+        _render_unknown(expl, console)
+    else:
+        _render_match(expl, console)
+    explained = expl.explained
+    others = [c for c in expl.candidates if c is not explained and c is not expl.root]
+    if others:
+        console.print("[dim]Other errors in the log (less likely the root):[/]")
+        for c in others[:MAX_OTHERS]:
+            text = c.text if len(c.text) <= 140 else c.text[:137] + "..."
+            console.print(f"[dim]  line {c.number} ({c.kind}): {escape(text)}[/]", highlight=False)
+
+
+def _render_unknown(expl: Explanation, console: Console) -> None:
+    from rich.markup import escape
+
+    console.print("[bold yellow]unknown error[/]: no known signature matches it")
+    if expl.root is None:
+        console.print("No line in the input looks like an error.")
+        return
+    console.print(f"Most likely root error (line {expl.root.number}):")
+    console.print(f"  {escape(expl.root.raw.strip())}", highlight=False)
+    if expl.root.exception:
+        console.print(f"[bold]Exception:[/] {escape(expl.root.exception)}")
+    if expl.frame:
+        console.print(f"[bold]Raised in:[/] {expl.frame[0]} ({expl.frame[1]})")
+    if expl.family:
+        from servecheck.explain import load_families
+
+        fam = load_families().get(expl.family)
+        if fam is not None:
+            console.print(f"[bold]Looks like:[/] {escape(fam.title)} [dim](a guess)[/]")
+            console.print(f"[bold green]Where to look:[/] {escape(fam.fix)}")
+    for near in expl.nearest:
+        console.print(
+            f"[dim]Nearest known: {escape(near.title)} ({near.id}, similarity {near.score})[/]",
+            highlight=False,
+        )
+
+
+def _render_match(expl: Explanation, console: Console) -> None:
     from rich.markup import escape
 
     from servecheck.findings.rules import all_rules
 
-    if expl.match is None:
-        console.print("[bold yellow]no known signature[/]")
-        if expl.guess is not None:
-            console.print(f"Most likely root error (line {expl.guess.number}):")
-            console.print(f"  {escape(expl.guess.raw.strip())}", highlight=False)
-        else:
-            console.print("No line in the input looks like an error.")
-        return
     m = expl.match
+    assert m is not None
     sig = m.signature
     console.print(f"[bold]{escape(sig.title)}[/]  [dim]({sig.id})[/]")
-    where = {"root": "root error", "error": "earlier error", "log": "log line"}[m.where]
-    console.print(f"[dim]Matched the {where} at line {m.line}:[/]")
+    console.print(f"[dim]Matched the {WHERE[m.where]} at line {m.line}:[/]")
     console.print(f"  {escape(m.raw.strip())}", highlight=False)
     if m.where != "root" and expl.root is not None:
         console.print(f"[dim]Root error (line {expl.root.number}):[/] {escape(expl.root.text)}")
@@ -87,7 +175,13 @@ def render_text(expl: Explanation, console: Console) -> None:
         console.print(f"[bold]Detail:[/] {escape(detail)}")
     console.print(f"[bold]Cause:[/] {escape(sig.cause)}")
     console.print(f"[bold green]Fix:[/] {escape(sig.fix)}")
-    if sig.finding:
+    if sig.table == "mined" and len(sig.finding) > 2:
+        codes = ", ".join(sig.finding)
+        console.print(
+            f"[bold]Checks for this family:[/] {codes} [dim](`servecheck rules CODE`; "
+            "`servecheck check MODEL` runs them before loading)[/]"
+        )
+    elif sig.finding:
         registry = all_rules()
         for code in sig.finding:
             name = registry[code].name if code in registry else "?"
