@@ -24,9 +24,11 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -451,13 +453,15 @@ def ranges(present: list[bool], releases: list[str]) -> str:
     return ",".join(spans)
 
 
-def build(releases: list[str]) -> tuple[list[dict], dict[str, int]]:
+def build(releases: list[str], jobs: int = 1) -> tuple[list[dict], dict[str, int]]:
     seen: dict[tuple[str, str], list[bool]] = {}
     newest: dict[tuple[str, str], Message] = {}
     per_release: dict[str, int] = {}
+    with ProcessPoolExecutor(max_workers=max(jobs, 1)) as pool:
+        found = list(pool.map(release_messages, releases))
     for i, version in enumerate(releases):
         count = 0
-        for key, msg in release_messages(version).items():
+        for key, msg in found[i].items():
             family = family_of(msg.template, msg.file)
             if not keep(msg.exception, msg.literal, msg.function, family):
                 continue
@@ -519,9 +523,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("versions", nargs="*", help="releases to read (default: every known one)")
     parser.add_argument("--stats", action="store_true", help="print counts, write nothing")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
     args = parser.parse_args()
     releases = args.versions or known_releases()
-    rows, per_release = build(releases)
+    rows, per_release = build(releases, args.jobs)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["family"]] = counts.get(row["family"], 0) + 1

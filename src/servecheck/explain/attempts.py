@@ -3,7 +3,8 @@
 A new attempt starts (1) at a start-up banner (vLLM's version line, `non-default args`, the
 engine's initialisation line, a `vllm serve` command) once an error has been seen since the
 last split, or (2) at a traceback whose root error differs from the previous traceback's, when
-both come from the same process (or neither names one) and neither is a generic wrapper. Ranks
+both come from the same process (or neither names one) and neither is a generic wrapper (an
+exception line without a traceback counts only with a few lines of other text before it). Ranks
 of one launch print from processes of different names, so their tracebacks stay together.
 Parts with no exception, raise line or ERROR record join the attempt before them.
 """
@@ -13,12 +14,14 @@ from __future__ import annotations
 import re
 from itertools import pairwise
 
-from servecheck.explain.reading import ErrorLine, LogLine, ParsedLog, root_of
+from servecheck.explain.reading import TRACEBACK, ErrorLine, LogLine, ParsedLog, root_of
 
 _BANNER = re.compile(
     r"vLLM API server version \S+|Starting vLLM API server|Initializing an? (?:V1 )?LLM engine"
     r"|\bnon-default args:|^\s*(?:\$|#|>>>)?\s*(?:vllm serve|python3? -m vllm\.entrypoints)\b"
 )
+# Exception lines without a traceback are separate attempts only with other text between them.
+MIN_GAP = 3
 _NUMBERS = re.compile(r"0x[0-9a-f]+|\d+")
 
 
@@ -72,12 +75,17 @@ def _traceback_cuts(parsed: ParsedLog, index: dict[int, int]) -> list[int]:
         root = root_of(chains[chain])
         if root is None:
             continue  # a wrapper's traceback belongs to the attempt before it
+        start = parsed.chain_starts[chain] if 0 <= chain < len(parsed.chain_starts) else -1
         if (
             previous is not None
+            and start >= 0
             and root.process == previous.process
             and _key(root) != _key(previous)
-            and 0 <= chain < len(parsed.chain_starts)
+            and (
+                TRACEBACK.match(parsed.lines[start].text)
+                or start - index.get(previous.number, start) > MIN_GAP
+            )
         ):
-            cuts.append(parsed.chain_starts[chain])
+            cuts.append(start)
         previous = root
     return cuts

@@ -35,6 +35,16 @@ def _candidate(error: ErrorLine, frame: tuple[str, str] | None = None) -> dict[s
     }
 
 
+def _other(error: ErrorLine) -> dict[str, Any]:
+    """Another candidate error, with the family its words and source suggest."""
+    from servecheck.explain import family_of
+
+    data = _candidate(error)
+    path = (data["file"] or "").removeprefix("vllm/")
+    data["family"] = family_of(error.text, path, data["function"] or "")
+    return data
+
+
 def to_dict(expl: Explanation) -> dict[str, Any]:
     """JSON form of an explanation. Field names are a contract: extend, never rename.
 
@@ -55,11 +65,8 @@ def _failure(expl: Explanation) -> dict[str, Any]:
         "lines": list(expl.lines),
     }
     explained = expl.explained
-    data["others"] = [
-        {**_candidate(c), "signature": None}
-        for c in expl.candidates
-        if c is not explained and c is not expl.root
-    ][:MAX_OTHERS]
+    others = [c for c in expl.candidates if c is not explained and c is not expl.root]
+    data["others"] = [_other(c) for c in others[:MAX_OTHERS]]
     if expl.match is not None:
         m = expl.match
         data["signature"] = m.signature.as_dict()
