@@ -120,6 +120,9 @@ WARNING_WORDS = re.compile(
 )
 # Templates are kept to their first characters (cut at a word): enough to recognise them.
 MAX_TEMPLATE = 120
+# Exception classes as Python prints them (an internal control-flow class such as `Fallback`
+# is caught inside vLLM, never printed).
+EXCEPTION_NAME = re.compile(r"(?:Error|Exception|Exit|Interrupt|Warning|Fault)$")
 # Logging methods read, and the kind of row each gives.
 LOG_KINDS = {
     "error": "log.error",
@@ -389,7 +392,7 @@ class _Visitor(ast.NodeVisitor):
         if isinstance(exc, ast.Call):
             name = _exception_name(exc.func)
             arg = _message_arg(exc)
-            if name and arg is not None and (name[0].isupper() or name.endswith("Error")):
+            if name and arg is not None and EXCEPTION_NAME.search(name):
                 self._add(name, arg, node.lineno)
         self.generic_visit(node)
 

@@ -230,9 +230,31 @@ def _locate(
         if found:
             return found
     if sig.log_lines:
-        for line in reversed(parsed.lines):
-            if line.text.strip():
-                found = _search(sig, "log", line.number, line.raw, _SPACES.sub(" ", line.text))
-                if found:
-                    return found
+        return _search_lines(sig, parsed)
+    return None
+
+
+def _search_lines(sig: Signature, parsed: ParsedLog) -> Match | None:
+    """The last log line one of the signature's patterns matches. Each pattern scans the
+    joined text once (the lines, whitespace collapsed, joined by newlines); the line of its
+    last match is then searched alone."""
+    joined = parsed.joined
+    last = -1
+    for pattern in sig.patterns:
+        end = None
+        for end in pattern.finditer(joined):  # noqa: B007 - the last match is wanted
+            pass
+        if end is not None:
+            last = max(last, joined.count("\n", 0, end.start()))
+    if last < 0:
+        return None
+    line = parsed.lines[last]
+    found = _search(sig, "log", line.number, line.raw, _SPACES.sub(" ", line.text))
+    if found is not None:
+        return found
+    for line in reversed(parsed.lines[:last]):  # a match that ran across a line break
+        if line.text.strip():
+            found = _search(sig, "log", line.number, line.raw, _SPACES.sub(" ", line.text))
+            if found:
+                return found
     return None

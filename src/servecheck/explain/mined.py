@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,8 +45,12 @@ class Mined:
     function: str
     releases: str
     family: str
-    pieces: tuple[str, ...]  # literal text between placeholders, lower case, spaces collapsed
-    words: frozenset[str]  # words of 4+ characters of the literal text
+    words: frozenset[str]  # whole words of 4+ characters of the literal text, lower case
+
+    @cached_property
+    def pieces(self) -> tuple[str, ...]:
+        """Literal text between placeholders, lower case, spaces collapsed."""
+        return _pieces(self.template)[1]
 
     @property
     def id(self) -> str:
@@ -91,6 +95,17 @@ def _pieces(template: str) -> tuple[list[tuple[bool, str]], tuple[str, ...]]:
         _SPACES.sub(" ", t).strip().lower() for is_ph, t in merged if not is_ph and t.strip()
     )
     return merged, literal
+
+
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+_WHOLE_WORD = re.compile(r"(?<![\x00\w])[A-Za-z][A-Za-z0-9_]{3,}(?![\w\x00])")
+
+
+def whole_words(template: str) -> frozenset[str]:
+    """Words of the literal text that a printed message shows whole: a word glued to a
+    placeholder ('uint8{dtype}') is left out, as the message prints it glued to a value."""
+    text = _PLACEHOLDER.sub("\x00", template.replace("{{", "(").replace("}}", ")"))
+    return frozenset(w.lower() for w in _WHOLE_WORD.findall(text))
 
 
 def template_regex(template: str) -> re.Pattern[str]:
@@ -244,11 +259,8 @@ def _rows(data: Mapping[str, Any]) -> list[Mined]:
     for file, functions in data["files"].items():
         for function, entries in functions.items():
             for exception, template, releases, family in entries:
-                _, pieces = _pieces(template)
-                words = frozenset(w for p in pieces for w in _WORD.findall(p))
-                rows.append(
-                    Mined(exception, template, file, function, releases, family, pieces, words)
-                )
+                words = whole_words(template)
+                rows.append(Mined(exception, template, file, function, releases, family, words))
     return rows
 
 
