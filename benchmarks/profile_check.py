@@ -41,10 +41,14 @@ def wrap(module, name, stage):
             acc[stage] = acc.get(stage, 0.0) + P() - t0
     setattr(module, name, timed)
 
+import importlib
 import servecheck.source.local as local
 import servecheck.source.safetensors as st
 import servecheck.checks.audit as audit
-wrap(local, "read_json", "config + index JSON")
+try:  # the JSON reader at the edge, where there is one
+    wrap(importlib.import_module("servecheck.source.jsonin"), "read_json", "config + index JSON")
+except ImportError:
+    wrap(local, "read_json", "config + index JSON")
 wrap(local, "_read_shards", "shards (read + JSON + records)")
 wrap(st, "_parse_header", "records (validation, TensorInfo)")
 wrap(local, "assemble", "merge shards")
