@@ -41,6 +41,7 @@ import pytest
 from servecheck.api import Target, check
 from servecheck.findings.registry import Finding, Severity
 from servecheck.hardware.gpus import find_gpu
+from servecheck.launch.settings import text_only_limits
 from servecheck.plan.config import GIB, ServeOptions, era_for
 from servecheck.plan.kv_cache import capacity
 from servecheck.plan.planner import make_plan
@@ -82,18 +83,6 @@ TRANSFORMERS_5 = (
 )
 # Open disagreements: (record id regex, field) -> the evidence and where the fix belongs.
 KNOWN: dict[tuple[str, str], str] = {
-    (r"^dummy-(gemma-3-12b|qwen2\.5-vl-7b)-textonly-", "weights"): (
-        "text-only run (limit_mm_per_prompt 0 for every modality): vLLM builds no vision "
-        "tower, servecheck's weights still count the tower modules (kind tower.*). Fix: "
-        "plan/weights.py leaves out model.arch.towers.is_tower modules when every modality "
-        "is limited to 0"
-    ),
-    (r"^dummy-llama-4-scout-fp8-textonly-", "available_kv"): (
-        "text-only run: servecheck counts Llama 4's vision tower and projector (1.5 GiB; "
-        "weights 109.27 GiB against 107.72 measured, inside the weights tolerance), so the "
-        "KV budget is 1.5 GiB short (14.11 GiB against 15.64). Same fix as the text-only "
-        "weights entry"
-    ),
     (r"^dummy-glm-4\.5-air-fp8-len8k-u095--h100$", "error"): (
         "vLLM raised torch.OutOfMemoryError while allocating the weights (after logging "
         "'Failed to load model - not enough GPU memory ...', v1/worker/gpu_model_runner.py "
@@ -243,6 +232,7 @@ def serve_options(rec: dict[str, Any]) -> ServeOptions:
         max_num_batched_tokens=kw.get("max_num_batched_tokens"),
         max_num_seqs=kw.get("max_num_seqs"),
         enforce_eager=bool(kw.get("enforce_eager", False)),
+        text_only=text_only_limits(kw.get("limit_mm_per_prompt")),
     )
 
 

@@ -253,6 +253,41 @@ def test_settings_layout_and_options():
     assert "L001" in codes  # --foo
 
 
+def test_text_only_launch_builds_no_vision_tower():
+    """--limit-mm-per-prompt with image and video 0 (vLLM 0.24 _mark_tower_model: a tower is
+    skipped when all its modalities are 0; an unset one defaults to 999)."""
+
+    def text_only(value: str) -> bool:
+        launch = read_launch(["--limit-mm-per-prompt", value], "0.24.0", model="m")
+        return settings_from(launch, "0.24.0").options.text_only
+
+    assert text_only('{"image": 0, "video": 0}')
+    assert text_only('{"image": {"count": 0}, "video": 0}')
+    assert not text_only('{"image": 0}')  # video still 999: a video model keeps its tower
+    assert not text_only('{"image": 1, "video": 0}')
+
+
+def test_text_only_weights_by_release():
+    """From 0.15 a text-only launch loads no tower weights; before, servecheck counts them."""
+    from servecheck.api import Target, check
+    from servecheck.hardware.gpus import find_gpu
+    from servecheck.plan.config import ServeOptions
+    from servecheck.plan.planner import make_plan
+
+    row = find_gpu("H200")
+    model = ROOT / "benchmarks" / "gpu_truth" / "configs" / "gemma-3-12b-it"
+    target = Target(row.name, "gpu", 90, row.total_memory_bytes, 1)
+
+    def weights(ver: str, text_only: bool) -> int:
+        report = check(model, vllm_version=ver, target=target)
+        plan = make_plan(report, row, 1, 1, ServeOptions(max_model_len=4096, text_only=text_only))
+        return next(p for p in plan.layouts if p.layout.tp == 1).weights_per_gpu
+
+    tower = weights("0.24.0", False) - weights("0.24.0", True)
+    assert 0.3 * 2**30 < tower < 1.5 * 2**30  # Gemma 3's SigLIP tower and projector
+    assert weights("0.14.0", True) == weights("0.14.0", False)
+
+
 def test_arguments_that_only_concern_the_server_are_not_reported():
     launch = read_launch(
         "vllm serve m --port 8001 --host 0.0.0.0 --served-model-name x --api-key k "

@@ -162,6 +162,7 @@ _OPTION_SOURCES = {
     "cpu_offload_gb": ("cpu_offload_gb",),
     "kv_cache_memory_bytes": ("kv_cache_memory_bytes",),
     "disable_sliding_window": ("disable_sliding_window",),
+    "text_only": ("limit_mm_per_prompt", "language_model_only"),
 }
 
 

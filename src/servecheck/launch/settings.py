@@ -123,6 +123,7 @@ def settings_from(launch: Launch, ver: str) -> LaunchSettings:
         kv_cache_memory_bytes=get("kv_cache_memory_bytes"),
         allow_long_max_model_len=env.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "").lower()
         in ("1", "true"),
+        text_only=bool(get("language_model_only")) or text_only_limits(get("limit_mm_per_prompt")),
     )
     dp = int(get("data_parallel_size") or 1)
     nodes = int(get("nnodes") or 1)
@@ -151,6 +152,24 @@ def settings_from(launch: Launch, ver: str) -> LaunchSettings:
         env=env,
         findings=tuple(findings),
     )
+
+
+def text_only_limits(limits: Any) -> bool:
+    """--limit-mm-per-prompt sets image and video to 0: vLLM builds no vision tower (0.24
+    model_executor/models/interfaces.py _mark_tower_model skips a tower whose modalities are
+    all limited to 0; an unset modality defaults to 999, so both must be given)."""
+    if isinstance(limits, str):
+        try:
+            limits = json.loads(limits)
+        except (json.JSONDecodeError, RecursionError, ValueError):
+            return False
+    if not isinstance(limits, dict):
+        return False
+
+    def count(v: Any) -> Any:
+        return v.get("count") if isinstance(v, dict) else v
+
+    return all(m in limits and count(limits[m]) == 0 for m in ("image", "video"))
 
 
 def _positive(value: Any) -> int | None:

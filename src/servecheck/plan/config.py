@@ -46,6 +46,9 @@ class ServeOptions:
     allow_long_max_model_len: bool = False
     # --disable-sliding-window: the window becomes the maximum context
     disable_sliding_window: bool = False
+    # --limit-mm-per-prompt with image and video 0: the vision tower is not built (from the
+    # release of feature text_only_skips_tower)
+    text_only: bool = False
 
 
 @dataclass(frozen=True)

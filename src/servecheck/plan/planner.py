@@ -184,6 +184,7 @@ def make_plan(
             inferred=report.checkpoint.config_only,
             moe_backend=options.moe_backend,
             cpu_offload_bytes=offload,
+            skip_towers=options.text_only and bool(report.version.feature("text_only_skips_tower")),
         )
         kv = kv_spec(
             cfg,

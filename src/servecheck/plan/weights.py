@@ -13,6 +13,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from servecheck.model.arch.towers import is_tower
 from servecheck.model.config import ModelConfig, raw_number
 from servecheck.model.inventory import (
     ATTENTION,
@@ -228,8 +229,10 @@ def plan_weights(
     inferred: bool = False,
     moe_backend: str | None = None,
     cpu_offload_bytes: int = 0,
+    skip_towers: bool = False,
 ) -> WeightsPlan:
-    """Weight bytes per GPU for every pipeline stage of `layout`."""
+    """Weight bytes per GPU for every pipeline stage of `layout`. `skip_towers`: the
+    multimodal towers are not built (text-only launch)."""
     by_res = resolution.by_name()
     per_stage: list[dict[str, float]] = [defaultdict(float) for _ in range(layout.pp)]
     # decoder-layer bytes per stage in vLLM's module order, for --cpu-offload-gb
@@ -238,7 +241,7 @@ def plan_weights(
     for m in inventory.modules:
         if m.mtp and not speculative:
             continue  # vLLM skips MTP layers unless speculative decoding loads them
-        if m.kind == ATTENTION:
+        if m.kind == ATTENTION or (skip_towers and is_tower(m)):
             continue
         res = by_res.get(m.name)
         if res is None:
