@@ -8,7 +8,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from servecheck.findings.registry import Finding
 
 OK = 0
 PROBLEMS = 1
@@ -20,7 +23,7 @@ def for_verdict(verdict: str) -> int:
     return PROBLEMS if verdict == "fail" else OK
 
 
-def for_findings(findings: Iterable[Any]) -> int:
+def for_findings(findings: Iterable[Finding]) -> int:
     return PROBLEMS if any(f.severity.value == "error" for f in findings) else OK
 
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servecheck.render import exit as exit_codes
 from servecheck.render.console import make_console, write, write_json
 
+if TYPE_CHECKING:
+    from servecheck.hardware.detect import DetectedGpu, DetectionResult
+    from servecheck.hardware.gpus import Gpu
+    from servecheck.versions import VllmVersion
+
 HEADERS = ("GPU", "Arch", "sm", "Memory", "GB/s", "FP8", "FP4", "Smem/block", "CUDA")
 
 
-def gpu_dict(g: Any) -> dict[str, Any]:
+def gpu_dict(g: Gpu) -> dict[str, Any]:
     return {
         "name": g.name,
         "aliases": list(g.aliases),
@@ -38,11 +43,11 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "-"
 
 
-def _cuda(g: Any) -> str:
+def _cuda(g: Gpu) -> str:
     return f">= {g.min_cuda}" + (f", <= {g.max_cuda}" if g.max_cuda else "")
 
 
-def table(rows: list[Any], args: argparse.Namespace) -> None:
+def table(rows: list[Gpu], args: argparse.Namespace) -> None:
     if args.format == "json":
         write_json([gpu_dict(g) for g in rows])
         return
@@ -78,7 +83,7 @@ def table(rows: list[Any], args: argparse.Namespace) -> None:
     make_console().print(t)
 
 
-def one(g: Any, version: Any, args: argparse.Namespace) -> None:
+def one(g: Gpu, version: VllmVersion, args: argparse.Namespace) -> None:
     from servecheck.hardware.kernel_matrix import ROWS, cell, column_for
 
     column = column_for(g.capability)
@@ -142,7 +147,7 @@ def one(g: Any, version: Any, args: argparse.Namespace) -> None:
     console.print(t)
 
 
-def _detected_gpu(d: Any) -> dict[str, Any]:
+def _detected_gpu(d: DetectedGpu) -> dict[str, Any]:
     return {
         "index": d.index,
         "name": d.name,
@@ -154,7 +159,7 @@ def _detected_gpu(d: Any) -> dict[str, Any]:
     }
 
 
-def detected(result: Any, args: argparse.Namespace) -> None:
+def detected(result: DetectionResult, args: argparse.Namespace) -> None:
     gpus_out = [_detected_gpu(d) for d in result.gpus]
     if args.format == "json":
         write_json(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servecheck.render.console import make_console, write, write_json
+
+if TYPE_CHECKING:
+    from servecheck.findings.registry import Rule
 
 # What a per-finding field of a rule's source reference stands for, when no finding fills it.
 FIELD_WORDS = {
@@ -20,7 +23,7 @@ FIELD_WORDS = {
 }
 
 
-def mirrors(r: Any, version: str) -> str:
+def mirrors(r: type[Rule], version: str) -> str:
     """The rule's vLLM source reference for `version`, every placeholder filled."""
     import string
 
@@ -30,7 +33,7 @@ def mirrors(r: Any, version: str) -> str:
     return r.vllm_ref.format(**fields)
 
 
-def rule_dict(r: Any, version: str) -> dict[str, Any]:
+def rule_dict(r: type[Rule], version: str) -> dict[str, Any]:
     return {
         "code": r.code,
         "name": r.name,
@@ -46,7 +49,7 @@ def rule_dict(r: Any, version: str) -> dict[str, Any]:
     }
 
 
-def listing(registry: Mapping[str, Any], version: str, args: argparse.Namespace) -> None:
+def listing(registry: Mapping[str, type[Rule]], version: str, args: argparse.Namespace) -> None:
     if args.format == "json":
         write_json([rule_dict(r, version) for r in registry.values()])
     elif args.format == "markdown":
@@ -64,7 +67,7 @@ def listing(registry: Mapping[str, Any], version: str, args: argparse.Namespace)
         make_console().print(t)
 
 
-def one(r: Any, version: str, args: argparse.Namespace) -> None:
+def one(r: type[Rule], version: str, args: argparse.Namespace) -> None:
     ref = mirrors(r, version)
     if args.format == "json":
         write_json(rule_dict(r, version))
