@@ -129,13 +129,17 @@ class LayoutContext:
 
 
 def valid_tp_sizes(ctx: LayoutContext, limit: int = 16, ep: bool = False) -> list[int]:
-    """TP sizes up to `limit` that pass every check (for fix texts)."""
-    out = []
-    for tp in range(1, limit + 1):
-        probs = check_layout(Layout(tp=tp, ep=ep), ctx, for_valid=True)
-        if not any(p.severity.rank == 0 for p in probs):
-            out.append(tp)
-    return out
+    """TP sizes up to `limit` that pass every check (for fix texts); worked out once per
+    context, so planning many GPUs does not repeat it for every failing layout."""
+    cache = ctx.__dict__.setdefault("_valid_tp", {})
+    if (limit, ep) not in cache:
+        out = []
+        for tp in range(1, limit + 1):
+            probs = check_layout(Layout(tp=tp, ep=ep), ctx, for_valid=True)
+            if not any(p.severity.rank == 0 for p in probs):
+                out.append(tp)
+        cache[limit, ep] = out
+    return list(cache[limit, ep])
 
 
 def check_layout(layout: Layout, ctx: LayoutContext, for_valid: bool = False) -> list[Finding]:

@@ -99,6 +99,8 @@ def _is(value: Any, kind: str) -> bool:
         return all(isinstance(v, str) for v in value)
     if kind == "list_of_int":
         return all(type(v) is int for v in value)
+    if kind == "list_of_dict":
+        return all(isinstance(v, dict) for v in value)
     if kind == "list_of_str_lists":
         return all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value)
     raise ValueError(f"unknown kind {kind!r} in quant_config_types.toml")
@@ -112,6 +114,7 @@ _WORDS = {
     "dict": "an object",
     "list_of_str": "a list of strings",
     "list_of_int": "a list of integers",
+    "list_of_dict": "a list of objects",
     "list_of_str_lists": "a list of lists of strings",
 }
 
