@@ -209,7 +209,13 @@ def _cli_child(number: int, base: Path, form: int, wfd: int) -> None:
     from servecheck import cli
 
     folder = base / f"c{number}"
-    case = make_case(number, folder)
+    try:
+        case = make_case(number, folder)
+    except Exception as exc:  # a mutation that does not apply (counted as skipped)
+        os.write(
+            wfd, json.dumps({"number": number, "code": "skipped", "site": _site(exc)}).encode()
+        )
+        return
     argv = [a.format(m=case.model, out=base / f"out{number}") for a in CLI_FORMS[form]]
     out = os.open(folder.parent / f"o{number}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))
@@ -349,6 +355,8 @@ def _cli_campaign(args: argparse.Namespace, base: Path, nasty: list[int]) -> boo
         ):
             for r in results:
                 counts[str(r["code"])] += 1
+                if r["code"] == "skipped":
+                    continue
                 if r["traceback"] or r["bug"] or r["code"] not in (0, 1, 2):
                     bad.append(r)
     print(

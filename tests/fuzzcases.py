@@ -429,8 +429,11 @@ def mutate_header_struct(d: Path, rng: random.Random, values: Callable[[], Any])
             numel_bits = {"BF16": 16, "F8_E4M3": 8, "F32": 32, "U8": 8, "I32": 32}
             dims = rng.choice([[2**40, 2**40], [2**31, 2**31, 2**31], [10**30], [1, 2**62]])
             entry["shape"] = dims
-            bits = numel_bits.get(entry.get("dtype"), 16)
-            begin = entry["data_offsets"][0]
+            dtype = entry.get("dtype")
+            bits = numel_bits.get(dtype, 16) if isinstance(dtype, str) else 16
+            offsets = entry.get("data_offsets")
+            begin = offsets[0] if isinstance(offsets, list) and offsets else 0
+            begin = begin if type(begin) is int else 0
             n = 1
             for x in dims:
                 n *= x

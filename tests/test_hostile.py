@@ -405,3 +405,40 @@ def test_write_past_the_file_size_limit(fixable):
     assert "cannot write" in proc.stderr and "File too large" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert digest(fixable) == before
+
+
+# --------------------------------------------------------------------------- logs for explain
+
+
+def _explain(stdin, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run(
+        [sys.executable, "-m", "servecheck", "explain", *args],
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return proc, max(peak, before) / 1024
+
+
+def test_explain_of_dev_zero_is_refused_at_once():
+    with open("/dev/zero", "rb") as zero:
+        proc, _ = _explain(zero)
+    assert proc.returncode == 2 and "is not a text log" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_explain_of_a_huge_log_of_huge_lines_is_bounded(tmp_path):
+    """40 MB of 1 MB 'RuntimeError: aaa...' lines: the end of the log is read, each line cut."""
+    log = tmp_path / "vllm.log"
+    line = b"RuntimeError: " + b"a" * 2**20 + b"\n"
+    with log.open("wb") as f:
+        for _ in range(40):
+            f.write(line)
+    proc, peak_mb = _explain(subprocess.DEVNULL, str(log))
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert peak_mb < 600, f"{peak_mb:.0f} MB"

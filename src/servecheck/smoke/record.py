@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from servecheck.errors import WriteError
 from servecheck.smoke.logparse import parse_log
 
 SCHEMA = 1
@@ -167,15 +168,23 @@ def record_name(model: str, serve_args: list[str]) -> str:
 
 
 def write_record(record: dict[str, Any], folder: Path) -> Path:
-    """Write <folder>/<record>.json atomically (sorted keys, as the committed records are)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write <folder>/<record>.json atomically (sorted keys, as the committed records are).
+
+    Only a file (or link) of that name is ever replaced; a failed write is a WriteError and
+    leaves the folder as it was."""
     path = folder / f"{record['record']}.json"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".record-", suffix=".json")
+    if (path.exists() or path.is_symlink()) and not (path.is_file() or path.is_symlink()):
+        raise WriteError(f"{path} exists and is not a file; not replacing it")
+    tmp = None
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".record-", suffix=".json")
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None and os.path.lexists(tmp):
+            Path(tmp).unlink(missing_ok=True)
     return path
