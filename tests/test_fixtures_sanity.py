@@ -20,6 +20,8 @@ MANIFEST = json.loads((CKPTS / "MANIFEST.json").read_text())["checkpoints"]
 CHECKPOINT_FILES = {"config.json", "generation_config.json", "model.safetensors", "recipe.yaml"}
 # tests/fixtures/make_formats.py: checkpoints made by other formats' own tools
 FORMATS = json.loads((CKPTS / "MANIFEST-formats.json").read_text())
+# tests/fixtures/make_arch.py: layouts beyond plain decoders (sliding, Mamba, linear attn, VL)
+FORMATS |= json.loads((CKPTS / "MANIFEST-arch.json").read_text())
 
 
 def test_manifest_lists_every_checkpoint_folder() -> None:

@@ -106,7 +106,7 @@ def parse_config(config: dict) -> ModelConfig:
         architecture=str(archs[0]),
         model_type=_opt_str(cfg, "model_type") or "",
         hidden_size=hidden,
-        num_layers=_int(cfg, "num_hidden_layers", "n_layer", "num_layers", "n_layers"),
+        num_layers=_num_layers(cfg),
         num_heads=heads,
         num_kv_heads=_opt_int(cfg, "num_key_value_heads", "num_kv_heads", "n_kv_heads") or heads,
         head_dim=head_dim,
@@ -200,6 +200,18 @@ def _opt_int(cfg: dict, *keys: str) -> int | None:
             )
         return value
     return None
+
+
+def _num_layers(cfg: dict) -> int:
+    keys = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+    if _opt_int(cfg, *keys) is None:
+        # transformers 5 NemotronHConfig saves layers_block_type and no num_hidden_layers (its
+        # num_hidden_layers is a property: the list's length)
+        for key in ("layers_block_type", "layer_types"):
+            types = cfg.get(key)
+            if isinstance(types, list) and types:
+                return len(types)
+    return _int(cfg, *keys)
 
 
 def _int(cfg: dict, *keys: str) -> int:

@@ -95,7 +95,7 @@ def plan_layers(record: Record, cfg: dict[str, Any], n: int, model_type: str) ->
     pattern = record.attn_pattern
     window = config_window(cfg, model_type)
     if pattern == "hybrid_override_pattern":
-        return _nemotron_h(str(cfg.get("hybrid_override_pattern") or ""), n)
+        return _nemotron_h(_hybrid_pattern(cfg), n)
     if pattern == "attn_layer_period":
         return _jamba(cfg, n)
     if pattern == "parallel_hybrid":
@@ -133,6 +133,29 @@ def _from_type(kind: str, window: int | None, cfg: dict[str, Any]) -> LayerKind:
     if kind == "mamba":
         return LayerKind("mamba2")
     return LayerKind("attention", "full")
+
+
+# transformers 5 configuration_nemotron_h.py _list_to_pattern (and the legacy names it remaps)
+_BLOCK_CHAR = {
+    "linear_attention": "M",
+    "mamba": "M",
+    "full_attention": "*",
+    "attention": "*",
+    "mlp": "-",
+    "moe": "E",
+}
+
+
+def _hybrid_pattern(cfg: dict[str, Any]) -> str:
+    """Nemotron-H's hybrid_override_pattern, or the layers_block_type list transformers 5
+    saves instead (vLLM reads the pattern through the config class's property)."""
+    pattern = cfg.get("hybrid_override_pattern")
+    if isinstance(pattern, str) and pattern:
+        return pattern
+    types = cfg.get("layers_block_type")
+    if isinstance(types, list):
+        return "".join(_BLOCK_CHAR.get(str(t), "-") for t in types)
+    return ""
 
 
 def _nemotron_h(pattern: str, n: int) -> list[LayerKind]:
