@@ -19,7 +19,7 @@ from servecheck.host import installed_vllm_version, read_cpu
 from servecheck.model.arch import build_inventory
 from servecheck.model.config import parse_config
 from servecheck.model.family import identify
-from servecheck.model.support import support_findings
+from servecheck.model.support import missing_sizes, support_findings
 from servecheck.quant.methods import Platform
 from servecheck.quant.preflight import preflight
 from servecheck.quant.resolve import resolve
@@ -224,6 +224,7 @@ def check_checkpoint(
         result = audit(ckpt, cfg, inventory, resolution, version)
         findings += result.findings
         module_bytes = dict(result.module_bytes)
+    findings += missing_sizes(cfg, inventory)
     if inventory.derived_from_tensors:
         findings.append(ckpt_rules.ArchitectureNotModelled.make(arch=cfg.architecture, ver=ver))
     elif inventory.derivation == "config":

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from servecheck.findings.registry import Finding
 from servecheck.findings.rules import architecture as rules
+from servecheck.model.config import ModelConfig
+from servecheck.model.inventory import ATTN_QKV, Inventory
 from servecheck.model.registry import Lookup, Span, lookup
 
 # vLLM 0.33 config/model.py _SUFFIX_TO_DEFAULTS: architecture suffixes in priority order;
@@ -99,3 +101,22 @@ def _not_supported(architectures: list[str], found: Lookup, ver: str) -> Finding
     return rules.ArchitectureNotSupported.make(
         [arch], arch=arch, archs=repr(architectures), since=since, fix=fix, ver=ver
     )
+
+
+def missing_sizes(cfg: ModelConfig, inventory: Inventory) -> list[Finding]:
+    """A007 when the config leaves out sizes the inventory's modules need (they count as
+    empty rather than a false OK)."""
+    keys, what = [], []
+    if cfg.num_heads <= 0 and any(m.kind == ATTN_QKV for m in inventory.modules):
+        keys.append("num_attention_heads")
+        what.append("the attention projections and KV cache")
+    if any(m.is_linear and m.shards and m.out_features <= 0 for m in inventory.modules):
+        keys.append("intermediate_size")
+        what.append("the MLP projections")
+    if not keys:
+        return []
+    return [
+        rules.ConfigSizesMissing.make(
+            keys=" / ".join(keys), what=" and ".join(what), arch=cfg.architecture
+        )
+    ]

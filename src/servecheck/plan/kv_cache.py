@@ -214,7 +214,7 @@ def _from_cache_layers(
 
     attn = [c for c in layers if c.is_attention]
     states = [c for c in layers if not c.is_attention]
-    if states and attn:
+    if states and attn and per_token(attn[0]) > 0:
         # vLLM 0.24 platforms/interface.py _align_hybrid_block_size (mamba_cache_mode "none"):
         # attention block = 16-token kernel alignment x cdiv(state page, alignment x page/token)
         page_1 = per_token(attn[0])
@@ -334,6 +334,9 @@ def capacity(
         return Capacity(0, 0, 0.0, 0)
     page = page_bytes(groups.groups[0], block_size)
     bytes_per_block = page * groups.group_size
+    if bytes_per_block <= 0:
+        # layers without a size (a config missing its head counts; A007 says so)
+        return Capacity(0, 0, 0.0, 0)
     num_blocks = max(available // bytes_per_block, 0)
     if era.v0:
         tokens = num_blocks * block_size

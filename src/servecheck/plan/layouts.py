@@ -228,6 +228,8 @@ class _Checker:
         if cfg.is_mla:
             return  # MLA has no separate KV heads to split
         kv = cfg.num_kv_heads
+        if kv <= 0:
+            return  # no attention heads in the config (a Mamba-only model)
         a, b = (tp, kv) if tp >= kv else (kv, tp)
         if a % b:
             self.add(
@@ -308,7 +310,7 @@ class _Checker:
         if len(m.shards) != 3 or cfg.num_heads % tp:
             return None
         kv = cfg.num_kv_heads
-        if (tp >= kv and tp % kv) or (tp < kv and kv % tp):
+        if kv <= 0 or (tp >= kv and tp % kv) or (tp < kv and kv % tp):
             return None
         q = m.shards[0].out_features // tp
         kv_rank = max(1, kv // tp)

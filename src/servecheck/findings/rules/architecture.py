@@ -115,6 +115,32 @@ class ArchitectureApproximate(Rule):
 
 
 @rule
+class ConfigSizesMissing(Rule):
+    """config.json leaves out sizes the model's modules need.
+
+    ## Why it matters
+    transformers' config class for the model fills the missing keys with its own defaults
+    when vLLM reads the config; servecheck does not know those defaults, so the modules they
+    size (attention heads, MLP width) count as empty: weights, the KV cache and the plan are
+    too small.
+
+    ## Fix
+    Write the sizes into config.json (save the config with transformers' save_pretrained,
+    which writes every key).
+    """
+
+    code = "A007"
+    name = "config-sizes-missing"
+    severity = Severity.WARNING
+    message = (
+        "config.json has no {keys}: {arch}'s config class fills a default servecheck does not "
+        "know, so {what} are sized as empty and the memory figures are too small"
+    )
+    fix = "Add {keys} to config.json (transformers' save_pretrained writes every key)."
+    vllm_ref = "vllm/transformers_utils/config.py get_config (AutoConfig.from_pretrained)"
+
+
+@rule
 class TransformersBackend(Rule):
     """vLLM serves this architecture through its Transformers backend.
 
