@@ -62,6 +62,11 @@ CASES = [
         "glm4moe-bf16",
         "qwen3moe-FP8_DYNAMIC",
         "glm4moe-W4A16",
+        # layouts beyond plain decoders (tests/fixtures/make_arch.py): sliding window, Mamba-2
+        # hybrid, gated delta net with MoE
+        "gemma3-bf16",
+        "nemotronh-bf16",
+        "qwen3next-bf16",
     )
 ]
 RESULTS: dict[str, tuple[str, str, bool]] = {}
