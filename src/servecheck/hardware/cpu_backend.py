@@ -286,6 +286,8 @@ def _cpu_findings(modules, attention, ver: Release, cpu: CpuInfo) -> list[Findin
         if not c.error:
             continue
         reasons = "; ".join(s.reason or s.candidate for s in c.steps if not s.ok)
+        if c.stage == "run" and c.notes:
+            reasons = c.notes[0]  # the kernel was chosen; it fails when it first runs
         reasons = reasons or (c.notes[0] if c.notes else "no CPU kernel is registered for it")
         add_no_kernel(col, m, target, reasons, c.family, ver)
     return col.findings() + attention_findings(attention, target, ver)

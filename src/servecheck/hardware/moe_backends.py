@@ -439,7 +439,11 @@ def _nvfp4(res: Resolution, ctx: Context) -> KernelChoice:
     if not feature(ctx.version, "moe_backend_oracle"):
         return nvfp4_0_11(ctx, layer)
     backends = prioritize_humming(candidates("nvfp4_moe", ctx.version), ctx.device.capability)
-    return _walk("nvfp4", backends, ctx, layer)
+    choice = _walk("nvfp4", backends, ctx, layer)
+    if choice.experts == "MarlinExperts":
+        # vLLM 0.33 utils/marlin_utils_fp4.py:341-346: NVFP4 experts on Marlin log the FP4 text
+        choice = replace(choice, warning=FP4_MARLIN_WARNING)
+    return choice
 
 
 def wna16_weight_key(w: QuantArgs) -> str:
