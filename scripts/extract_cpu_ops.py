@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "src" / "servecheck" / "knowledge" / "cpu_ops.toml"
 LIBS = ("_C", "_C_AVX512", "_C_AVX2")
 # A registered schema: an op name followed by its first typed argument.
-SCHEMA = re.compile(rb"(?<![A-Za-z0-9_.])([a-z][a-z0-9_]{2,})\((?:Tensor|int|float|str|bool|SymInt|ScalarType)")
+SCHEMA = re.compile(
+    rb"(?<![A-Za-z0-9_.])([a-z][a-z0-9_]{2,})\((?:Tensor|int|float|str|bool|SymInt|ScalarType)"
+)
 
 
 def ops(data: bytes) -> list[str]:
