@@ -19,13 +19,10 @@ from servecheck.hardware.kernels import (
     selection,
     selection_source,
 )
-from servecheck.hardware.moe_backends import (
-    MXFP8_MOE_METHODS,
-    QUARK_MOE_ORACLE,
-    wna16_weight_key,
-)
+from servecheck.hardware.moe_backends import MXFP8_MOE_METHODS, wna16_weight_key
 from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import EXPERTS
+from servecheck.quant.quark import QUARK_MOE_ORACLE
 from servecheck.quant.resolve import Resolution
 from servecheck.versions import Release
 

@@ -28,6 +28,7 @@ from servecheck.hardware.kernels import (
 from servecheck.hardware.linear_kernels import fp8_block_weight_key
 from servecheck.hardware.moe_legacy import fp8_0_11, mxfp4_0_11, no_fp8_warning, nvfp4_0_11
 from servecheck.quant.args import QuantArgs
+from servecheck.quant.quark import QUARK_MOE_ORACLE
 from servecheck.quant.resolve import Resolution
 
 FORCED_FAILED = "forced backend unavailable"
@@ -70,19 +71,6 @@ FAMILY_TEXT = {
 MXFP8_MOE_METHODS = frozenset(
     {"CompressedTensorsW8A8Mxfp8MoEMethod", "ModelOptMxFp8FusedMoE", "Mxfp8OnlineMoEMethod"}
 )
-
-
-# Quark MoE methods and the compressed-tensors / native method whose oracle they call
-# (vLLM 0.33 quark/quark_moe.py: select_fp8/int8/wna16/nvfp4/mxfp8_moe_backend, and
-# select_mxfp4_moe_backend as GptOssMxfp4MoEMethod does)
-QUARK_MOE_ORACLE = {
-    "QuarkW8A8Fp8MoEMethod": "CompressedTensorsW8A8Fp8MoEMethod",
-    "QuarkW8A8Int8MoEMethod": "CompressedTensorsW8A8Int8MoEMethod",
-    "QuarkW4A16Int4MoEMethod": "CompressedTensorsWNA16MoEMethod",
-    "QuarkNvfp4MoEMethod": "CompressedTensorsW4A4Nvfp4MoEMethod",
-    "QuarkW8A8Mxfp8MoEMethod": "CompressedTensorsW8A8Mxfp8MoEMethod",
-    "QuarkOCP_MX_MoEMethod": "GptOssMxfp4MoEMethod",
-}
 
 
 def moe_backend(res: Resolution, ctx: Context) -> KernelChoice | None:

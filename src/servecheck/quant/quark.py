@@ -36,6 +36,19 @@ NVFP4_ACT = QuantArgs(
 )
 
 
+# Quark MoE methods and the compressed-tensors / native method whose oracle they call
+# (vLLM 0.33 quark/quark_moe.py: select_fp8/int8/wna16/nvfp4/mxfp8_moe_backend, and
+# select_mxfp4_moe_backend as GptOssMxfp4MoEMethod does)
+QUARK_MOE_ORACLE = {
+    "QuarkW8A8Fp8MoEMethod": "CompressedTensorsW8A8Fp8MoEMethod",
+    "QuarkW8A8Int8MoEMethod": "CompressedTensorsW8A8Int8MoEMethod",
+    "QuarkW4A16Int4MoEMethod": "CompressedTensorsWNA16MoEMethod",
+    "QuarkNvfp4MoEMethod": "CompressedTensorsW4A4Nvfp4MoEMethod",
+    "QuarkW8A8Mxfp8MoEMethod": "CompressedTensorsW8A8Mxfp8MoEMethod",
+    "QuarkOCP_MX_MoEMethod": "GptOssMxfp4MoEMethod",
+}
+
+
 @cache
 def release_row(release: Release) -> dict[str, Any] | None:
     for row in load_toml("quark.toml")["release"]:
