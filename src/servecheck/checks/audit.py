@@ -99,12 +99,16 @@ class _Index:
         return self._kinds()
 
     def _kinds(self) -> Iterator[tuple[_Owner, Spec, list[str]]]:
+        numbers: list[str] = []  # "0", "1", ... spelled once for every experts module
         for m, projs in self.experts.values():
             assert m.experts is not None
-            experts = range(m.experts.num_experts)
+            numbers += map(str, range(len(numbers), m.experts.num_experts))
+            experts = numbers[: m.experts.num_experts]
+            head = f"{m.name}."
             for proj, owner in projs.items():
                 for suffix, spec in owner.specs.items():
-                    yield owner, spec, [f"{m.name}.{e}.{proj}.{suffix}" for e in experts]
+                    tail = f".{proj}.{suffix}"
+                    yield owner, spec, [head + e + tail for e in experts]
         for prefix, owner in self.prefixes.items():
             for suffix, spec in owner.specs.items():
                 yield owner, spec, [f"{prefix}.{suffix}"]
