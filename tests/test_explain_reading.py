@@ -201,3 +201,15 @@ def test_json_fields_for_the_corpus():
         and data["failures"][0]["signature"]["id"] == (data["signature"]["id"])
     )
     assert isinstance(data["others"], list)
+
+
+def test_huge_one_line_paste_is_answered_with_clipped_text():
+    words = ["must", "be", "divisible", "by", "tensor", "parallel", "size", "(3)", "error"]
+    text = "ValueError: " + " ".join(words[i % len(words)] for i in range(150_000))
+    result = invoke(["explain", "-", "-f", "json"], input=text)
+    assert result.exit_code in (0, 1)
+    data = json.loads(result.stdout)
+    assert data["root_error"]["exception"] == "ValueError"
+    assert len(data["root_error"]["text"]) <= 2000
+    shown = (data.get("evidence") or data.get("root_guess"))["text"]
+    assert len(shown) <= 600

@@ -91,7 +91,7 @@ def _mined_signature(found: MinedMatch) -> Signature:
     row = found.row
     families = load_families()
     fam = families.get(row.family) or families["engine"]
-    raised = "logs this" if row.exception.startswith("log.") else f"raises this {row.exception}"
+    raised = "logs this" if row.exception.startswith("log.") else "raises this"
     where = f"vllm/{row.file} ({row.function})"
     return Signature(
         id=row.id,

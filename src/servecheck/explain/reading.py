@@ -25,6 +25,7 @@ from typing import Any
 
 MAX_CONTINUATION = 12
 MAX_PROSE = 120
+MAX_TEXT = 2000  # characters of an error's text that are matched (a message's start says it)
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|#033\[[0-9;]*[A-Za-z]")
 _TIMESTAMP = re.compile(
@@ -411,7 +412,7 @@ def parse_lines(lines: list[LogLine]) -> ParsedLog:
                 break
             used.add(j)
             parts.append(lines[j].text.strip())
-        full = SPACES.sub(" ", " ".join(parts)).strip()
+        full = SPACES.sub(" ", " ".join(parts)).strip()[:MAX_TEXT]
         wrapper = WRAPPERS.search(f"{exc_type}: {message}") is not None
         if not in_traceback:
             chain += 1  # an exception line outside a traceback is a chain of its own
@@ -485,7 +486,7 @@ def _log_candidates(lines: list[LogLine], used: set[int]) -> list[ErrorLine]:
         is_error = line.level in ("ERROR", "CRITICAL", "FATAL")
         if not is_error and (len(line.text) < 16 or not _ERRORISH.search(line.text)):
             continue
-        text = _TRAILING_TRACEBACK.sub("", SPACES.sub(" ", line.text).strip())
+        text = _TRAILING_TRACEBACK.sub("", SPACES.sub(" ", line.text[: 2 * MAX_TEXT]).strip())
         if GENERIC.search(text) or _PY_WARNING.match(text):
             continue
         if is_error:
@@ -500,11 +501,20 @@ def _log_candidates(lines: list[LogLine], used: set[int]) -> list[ErrorLine]:
                 used.add(j)
                 text, blank = f"{text} {more.strip()}", 0
             found.append(
-                ErrorLine(line.number, line.raw, "", text, kind="error-log", process=line.process)
+                ErrorLine(
+                    line.number,
+                    line.raw,
+                    "",
+                    text[:MAX_TEXT],
+                    kind="error-log",
+                    process=line.process,
+                )
             )
         else:
             prose.append(
-                ErrorLine(line.number, line.raw, "", text, kind="prose", process=line.process)
+                ErrorLine(
+                    line.number, line.raw, "", text[:MAX_TEXT], kind="prose", process=line.process
+                )
             )
     return found + prose[-MAX_PROSE:]
 

@@ -13,6 +13,14 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 MAX_OTHERS = 5
+MAX_SHOWN = 600  # characters of a pasted line shown or put in JSON
+
+
+def _clip(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
 WHERE = {"root": "root error", "error": "earlier error", "log": "log line"}
 
 
@@ -72,7 +80,7 @@ def _failure(expl: Explanation) -> dict[str, Any]:
         data["signature"] = m.signature.as_dict()
         data["detail"] = m.detail()
         data["fields"] = dict(m.fields)
-        data["evidence"] = {"where": m.where, "line": m.line, "text": m.raw.strip()}
+        data["evidence"] = {"where": m.where, "line": m.line, "text": _clip(m.raw)}
         data["findings"] = [
             {
                 "code": code,
@@ -88,7 +96,7 @@ def _failure(expl: Explanation) -> dict[str, Any]:
     data["signature"] = None
     data["message"] = "no known signature"
     data["root_guess"] = (
-        {"line": expl.guess.number, "text": expl.guess.raw.strip()} if expl.guess else None
+        {"line": expl.guess.number, "text": _clip(expl.guess.raw)} if expl.guess else None
     )
     data["unknown"] = {
         "exception": expl.root.exception if expl.root else None,
@@ -145,7 +153,7 @@ def _render_unknown(expl: Explanation, console: Console) -> None:
         console.print("No line in the input looks like an error.")
         return
     console.print(f"Most likely root error (line {expl.root.number}):")
-    console.print(f"  {escape(expl.root.raw.strip())}", highlight=False)
+    console.print(f"  {escape(_clip(expl.root.raw))}", highlight=False)
     if expl.root.exception:
         console.print(f"[bold]Exception:[/] {escape(expl.root.exception)}")
     if expl.frame:
@@ -174,9 +182,11 @@ def _render_match(expl: Explanation, console: Console) -> None:
     sig = m.signature
     console.print(f"[bold]{escape(sig.title)}[/]  [dim]({sig.id})[/]")
     console.print(f"[dim]Matched the {WHERE[m.where]} at line {m.line}:[/]")
-    console.print(f"  {escape(m.raw.strip())}", highlight=False)
+    console.print(f"  {escape(_clip(m.raw))}", highlight=False)
     if m.where != "root" and expl.root is not None:
-        console.print(f"[dim]Root error (line {expl.root.number}):[/] {escape(expl.root.text)}")
+        console.print(
+            f"[dim]Root error (line {expl.root.number}):[/] {escape(_clip(expl.root.text))}"
+        )
     detail = m.detail()
     if detail:
         console.print(f"[bold]Detail:[/] {escape(detail)}")
