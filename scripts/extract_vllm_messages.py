@@ -465,7 +465,7 @@ def build(releases: list[str], jobs: int = 1) -> tuple[list[dict], dict[str, int
     for i, version in enumerate(releases):
         count = 0
         for key, msg in found[i].items():
-            family = family_of(msg.template, msg.file)
+            family = family_of(msg.template, msg.file, msg.function)
             if not keep(msg.exception, msg.literal, msg.function, family):
                 continue
             count += 1
@@ -482,7 +482,7 @@ def build(releases: list[str], jobs: int = 1) -> tuple[list[dict], dict[str, int
                 "file": msg.file,
                 "function": msg.function,
                 "releases": ranges(seen[key], releases),
-                "family": family_of(msg.template, msg.file),
+                "family": family_of(msg.template, msg.file, msg.function),
             }
         )
     rows.sort(key=lambda r: (r["file"], r["function"], r["template"], r["exception"]))

@@ -165,3 +165,21 @@ def test_script_ranges(script):
     releases = ["0.10.0", "0.11.0", "0.12.0", "0.13.0"]
     assert script.ranges([True, True, False, True], releases) == "0.10.0..0.11.0,0.13.0"
     assert script.ranges([False, True, True, True], releases) == "0.11.0..0.13.0"
+
+
+def test_family_rules_order():
+    """Precise words beat the function, the function beats the file, the file beats hints."""
+    from servecheck.explain import family_of
+
+    oom = "CUDA out of memory while creating experts"
+    assert family_of(oom, "model_executor/layers/fused_moe/layer.py") == "memory"
+    moe_scale = "weight_scale is not divisible by block_n"
+    path = "model_executor/layers/quantization/utils/fp8_utils.py"
+    assert family_of(moe_scale, path, "validate_fp8_block_shape_moe") == "moe"
+    assert family_of(moe_scale, path, "validate_fp8_block_shape") == "quantization-config"
+    assert family_of("the tokenizer has no chat template", "config/model.py") == "tokenizer"
+    assert family_of("expert count 7 is odd", "config/model.py") == "moe"  # generic path: hints
+    assert family_of("something odd happened", "config/model.py") == "config-validation"
+    assert family_of("something odd happened") == "engine"
+    lib = "site-packages/transformers/models/auto/configuration_auto.py"
+    assert family_of("KeyError: 'mllama'", lib) == "model-architecture"

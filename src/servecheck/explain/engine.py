@@ -33,6 +33,7 @@ KIND_ORDER = {"exception": 0, "raise": 1, "error-log": 2, "prose": 3}
 MAX_OTHERS = 5
 MAX_MINED_TRIES = 200  # candidates tried against the mined table, in rank order
 MAX_CURATED_TRIES = 80  # candidates tried against each curated signature
+NEAREST = 0.3  # least word similarity of a nearest known signature worth showing
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,18 @@ class Explanation:
     def matched(self) -> bool:
         return self.match is not None
 
+    def others(self) -> list[ErrorLine]:
+        """The other candidates worth listing: no wrappers, no repeat of the root's text."""
+        explained = self.explained
+        seen = {c.text for c in (explained, self.root) if c is not None}
+        out = []
+        for cand in self.candidates:
+            if cand.wrapper or cand.text in seen:
+                continue
+            seen.add(cand.text)
+            out.append(cand)
+        return out
+
     @property
     def explained(self) -> ErrorLine | None:
         """The candidate the explanation is about (the root unless another one matched)."""
@@ -82,8 +95,10 @@ def ranked(parsed: ParsedLog) -> list[ErrorLine]:
     """Every candidate error of one attempt, best first."""
     root = parsed.root
     rest = [e for e in parsed.errors if e is not root and not e.wrapper]
-    others = sorted(parsed.others, key=lambda e: (KIND_ORDER[e.kind], -e.number))
-    wrappers = [e for e in parsed.errors if e.wrapper]
+    others = sorted(
+        (e for e in parsed.others if not e.wrapper), key=lambda e: (KIND_ORDER[e.kind], -e.number)
+    )
+    wrappers = [e for e in (*parsed.errors, *parsed.others) if e.wrapper]
     return [*([root] if root else []), *reversed(rest), *others, *reversed(wrappers)]
 
 
@@ -202,10 +217,10 @@ def _nearest(text: str, signatures: Iterable[Signature], limit: int = 3) -> tupl
     for sig in signatures:
         words = " ".join([sig.title, *(p.pattern for p in sig.patterns)])
         score = round(load_mined().similarity(text, words), 2)
-        if score >= 0.2:
+        if score >= NEAREST:
             found.append(Nearest(sig.id, sig.family, sig.title, score))
     found.sort(key=lambda n: -n.score)
-    return tuple(n for n in found if n.score >= 0.2)[:limit]
+    return tuple(n for n in found if n.score >= NEAREST)[:limit]
 
 
 def _short(row: Mined) -> str:

@@ -364,6 +364,7 @@ def parse_lines(lines: list[LogLine]) -> ParsedLog:
                         line.raw,
                         r.group("type") or "AssertionError" if r else "",
                         " ".join(probes),
+                        wrapper=WRAPPERS.search(" ".join(probes)) is not None,
                         kind="raise",
                         frames=tuple(frames),
                         process=line.process,

@@ -72,9 +72,7 @@ def _failure(expl: Explanation) -> dict[str, Any]:
         "root_error": _candidate(expl.root, expl.frame) if expl.root else None,
         "lines": list(expl.lines),
     }
-    explained = expl.explained
-    others = [c for c in expl.candidates if c is not explained and c is not expl.root]
-    data["others"] = [_other(c) for c in others[:MAX_OTHERS]]
+    data["others"] = [_other(c) for c in expl.others()[:MAX_OTHERS]]
     if expl.match is not None:
         m = expl.match
         data["signature"] = m.signature.as_dict()
@@ -136,8 +134,7 @@ def _render_one(expl: Explanation, console: Console) -> None:
         _render_unknown(expl, console)
     else:
         _render_match(expl, console)
-    explained = expl.explained
-    others = [c for c in expl.candidates if c is not explained and c is not expl.root]
+    others = expl.others()
     if others:
         console.print("[dim]Other errors in the log (less likely the root):[/]")
         for c in others[:MAX_OTHERS]:
