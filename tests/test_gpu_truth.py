@@ -69,13 +69,13 @@ CUDAGRAPH_REL_TOL = 0.15
 
 # Open disagreements: (record id regex, field) -> the evidence and where the fix belongs.
 GPTQ_CONFIG_ONLY = (
-    "config-only folder: vLLM 0.24 AutoGPTQConfig.maybe_update_config (auto_gptq.py) derives "
-    "modules_in_block_to_quantize from the safetensors headers when the config has none; with "
-    "no weight files the list is empty, so every linear layer was built "
+    "recorded from a config-only folder: vLLM 0.24 AutoGPTQConfig.maybe_update_config "
+    "(auto_gptq.py) derives modules_in_block_to_quantize from the safetensors headers when the "
+    "config has none; with no weight files the list was empty, so every linear layer was built "
     "UnquantizedLinearMethod in 16-bit (Llama-3.1-8B 15.00 GiB; the experts stay GPTQ). "
     "servecheck predicts the published checkpoint, whose headers name the quantized layers. "
-    "Fix in the harness: header-only safetensors files in the case folder (load_format=dummy "
-    "reads none of their data)"
+    "The case folders now carry header-only safetensors (cases.gptq_header_only): re-run the "
+    "three GPTQ cases on the device (run_cases.py --rerun --only ...) and drop this entry"
 )
 TRANSFORMERS_5 = (
     "the device image's transformers 5.17, not vLLM: {what}. Not a servecheck prediction "
@@ -179,6 +179,25 @@ def case_folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
     CASES.build(out)
     _BUILT["dir"] = out
     return out
+
+
+def test_gptq_case_folders_name_the_quantized_layers(case_folders: Path) -> None:
+    """Config-only GPTQ folders carry a header-only model.safetensors whose I32 qweights name
+    every projection of every layer (read as vLLM 0.24 parse_safetensors_file_metadata does);
+    other formats get none."""
+    import struct
+
+    for name, experts in (("llama-3.1-8b-gptq", 0), ("qwen3-30b-a3b-gptq", 128)):
+        raw = (case_folders / f"config-{name}" / "model.safetensors").read_bytes()
+        (length,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8 : 8 + length])
+        cfg = json.loads((case_folders / f"config-{name}" / "config.json").read_text())
+        layers = cfg["num_hidden_layers"]
+        assert all(v["dtype"] == "I32" for v in header.values())
+        assert f"model.layers.{layers - 1}.self_attn.o_proj.qweight" in header
+        mlp = 3 * (experts or 1)
+        assert len(header) == layers * (4 + mlp)
+    assert not (case_folders / "config-llama-3.1-8b-awq" / "model.safetensors").exists()
 
 
 def from_smoke(rec: dict[str, Any]) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -564,6 +565,37 @@ def _extra_tensor(src: Path, dst: Path, tensor: str) -> Path:
     return dst
 
 
+def gptq_header_only(dst: Path, cfg: dict[str, Any]) -> Path | None:
+    """A header-only model.safetensors naming each GPTQ-quantized linear weight (I32 qweight) of
+    a config-only GPTQ folder, so that vLLM finds the quantized layers as it would in the
+    published checkpoint: 0.24 AutoGPTQConfig.maybe_update_config (auto_gptq.py) takes
+    modules_in_block_to_quantize from the safetensors headers when the config has none, and a
+    folder without weight files leaves every linear layer unquantized. load_format="dummy" reads
+    no tensor data; the header is read as vLLM's parse_safetensors_file_metadata does."""
+    q = cfg.get("quantization_config") or {}
+    if q.get("quant_method") != "gptq" or q.get("modules_in_block_to_quantize"):
+        return None
+    projs = [f"self_attn.{p}_proj" for p in "qkvo"]
+    experts = int(cfg.get("num_experts") or cfg.get("num_local_experts") or 0)
+    header: dict[str, Any] = {}
+    for i in range(int(cfg["num_hidden_layers"])):
+        mlp = (
+            [f"mlp.experts.{e}.{p}_proj" for e in range(experts) for p in ("gate", "up", "down")]
+            if experts and i not in (cfg.get("mlp_only_layers") or [])
+            else [f"mlp.{p}_proj" for p in ("gate", "up", "down")]
+        )
+        for m in projs + mlp:
+            header[f"model.layers.{i}.{m}.qweight"] = {
+                "dtype": "I32",
+                "shape": [1, 1],
+                "data_offsets": [0, 0],
+            }
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    path = dst / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    return path
+
+
 def build(out: Path | None = None) -> list[str]:
     """Build every broken and config-only case folder under STAGE_CASES (fresh)."""
     sys.path.insert(0, str(ROOT))
@@ -595,6 +627,7 @@ def build(out: Path | None = None) -> list[str]:
                 hf_quant = ROOT / case["config_source"] / "hf_quant_config.json"
                 if hf_quant.exists():  # ModelOpt's legacy quantization config beside config.json
                     shutil.copy(hf_quant, dst / hf_quant.name)
+                gptq_header_only(dst, json.loads((dst / "config.json").read_text()))
                 # any small tokenizer works to start the engine (no text is generated)
                 for f in (ROOT / TOKENIZER).iterdir():
                     shutil.copy(f, dst / f.name)
