@@ -176,7 +176,7 @@ def check_checkpoint(
     served_as = served.span.cls if served.span else None
     inventory = build_inventory(cfg, ckpt.tensors, served_as, ver)
     quant = parse_quant(ckpt.config, ckpt.hf_quant_config, version)
-    plat = platform_of(target)
+    plat = Platform.of(target)
     pre = preflight(
         quant.raw or None,
         quant.method,
@@ -253,7 +253,7 @@ def check_checkpoint(
         )
     if kernels is not None:
         findings += kernels.findings
-    notes = tuple(n for n in (version.note(), *inventory.notes, _weights_note(ckpt)) if n)
+    notes = tuple(n for n in (version.note(), *inventory.notes, ckpt.weights_note()) if n)
     findings.sort(key=lambda f: (f.severity.rank, f.code))
     report = CheckReport(
         location=ckpt.location,
@@ -319,12 +319,6 @@ def with_plan(report: CheckReport) -> CheckReport:
         plan = dataclasses.replace(plan, alternatives=tuple(alts))
     findings = sorted((*report.findings, *plan.findings), key=lambda f: (f.severity.rank, f.code))
     return dataclasses.replace(report, plan=plan, findings=tuple(findings))
-
-
-def platform_of(target: Target) -> Platform:
-    """The platform vLLM's checks see: a CUDA GPU, its CPU backend, or none named."""
-    kind = {"gpu": "cuda", "cpu": "cpu"}.get(target.kind, "none")
-    return Platform(kind, target.capability)
 
 
 def plan_model(
@@ -457,18 +451,6 @@ def gpu_rechecker(
         return make_plan(report, row, per_node, nodes, options, model_arg=model_arg, env=env)
 
     return recheck
-
-
-def _weights_note(ckpt: Checkpoint) -> str | None:
-    """Says so when the weights exist only in another format than safetensors."""
-    files = ckpt.other_weight_files
-    if not ckpt.config_only or not files:
-        return None
-    shown = ", ".join(files[:3]) + (f", ... ({len(files)} files)" if len(files) > 3 else "")
-    return (
-        f"no safetensors files, only {shown}: servecheck reads safetensors headers, so the "
-        "tensors are inferred from config.json"
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from servecheck.core import Target
 from servecheck.knowledge import load_toml
 from servecheck.versions import Release, VllmVersion
 
@@ -110,6 +111,12 @@ class Platform:
 
     kind: str  # "cuda", "cpu" or "none" (no target named: judged as a CUDA GPU of sm_90)
     capability: int | None
+
+    @classmethod
+    def of(cls, target: Target) -> Platform:
+        """The platform vLLM's checks see for a target: a CUDA GPU, its CPU backend, or none
+        named."""
+        return cls({"gpu": "cuda", "cpu": "cpu"}.get(target.kind, "none"), target.capability)
 
     @property
     def is_cpu(self) -> bool:

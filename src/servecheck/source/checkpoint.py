@@ -114,6 +114,17 @@ class Checkpoint:
     def config_only(self) -> bool:
         return self.tensors is None
 
+    def weights_note(self) -> str | None:
+        """Says so when the weights exist only in another format than safetensors."""
+        files = self.other_weight_files
+        if not self.config_only or not files:
+            return None
+        shown = ", ".join(files[:3]) + (f", ... ({len(files)} files)" if len(files) > 3 else "")
+        return (
+            f"no safetensors files, only {shown}: servecheck reads safetensors headers, so the "
+            "tensors are inferred from config.json"
+        )
+
 
 def other_weight_files(names: Iterable[str]) -> tuple[str, ...]:
     """The names among `names` that hold weights in a format other than safetensors."""
