@@ -77,7 +77,8 @@ class Record:
     norm_bias: bool = False  # LayerNorm with bias
     layer_norms: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
     # attention
-    attn: str = "self_attn"
+    attn: str = "self_attn"  # "" = the projections hang on the decoder layer itself
+    attn_ckpt: str = ""  # the checkpoint's attention prefix when vLLM's differs ("" = same)
     qkv: str = "split"  # split: q/k/v_proj stored | fused: stored as qkv_proj
     qkv_bias: Flag = "attention_bias"
     o_bias: Flag = "attention_bias"

@@ -61,14 +61,16 @@ def _norm(name: str, size: int, layer: int | None, record: Record) -> Module:
 
 def _attention(record: Record, cfg: ModelConfig, i: int, p: str) -> list[Module]:
     raw = cfg.raw
-    prefix = f"{p}.{record.attn}"
+    prefix = f"{p}.{record.attn}" if record.attn else p
+    # where the checkpoint keeps the projections when vLLM hangs them elsewhere (Jamba)
+    ck = f"{p}.{record.attn_ckpt}" if record.attn_ckpt else prefix
     heads, kv, hd = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
     q_out = heads * hd * (2 if record.flag(record.q_gate, raw) else 1)
     sizes = (q_out, kv * hd, kv * hd)
     if len(record.qkv_ckpt) == 1:
-        shards = [(f"{prefix}.{record.qkv_ckpt[0]}", sum(sizes))]
+        shards = [(f"{ck}.{record.qkv_ckpt[0]}", sum(sizes))]
     else:
-        shards = [(f"{prefix}.{n}", size) for n, size in zip(record.qkv_ckpt, sizes, strict=True)]
+        shards = [(f"{ck}.{n}", size) for n, size in zip(record.qkv_ckpt, sizes, strict=True)]
     modules = [
         linear(
             f"{prefix}.{record.qkv_name}",
@@ -87,6 +89,7 @@ def _attention(record: Record, cfg: ModelConfig, i: int, p: str) -> list[Module]
             cfg.hidden_size,
             layer=i,
             bias=record.flag(record.o_bias, raw),
+            ckpt=f"{ck}.{record.o_name}",
         ),
         attention(prefix, i),
     ]
