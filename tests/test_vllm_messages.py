@@ -183,3 +183,20 @@ def test_family_rules_order():
     assert family_of("something odd happened") == "engine"
     lib = "site-packages/transformers/models/auto/configuration_auto.py"
     assert family_of("KeyError: 'mllama'", lib) == "model-architecture"
+
+
+def test_release_ranges_and_the_logs_release():
+    from servecheck.explain.mined import covers
+
+    assert covers("0.10.0..0.14.1,0.20.0", "0.11.2")
+    assert covers("0.10.0..0.14.1,0.20.0", "0.20.0")
+    assert not covers("0.10.0..0.14.1,0.20.0", "0.15.0")
+    assert covers("0.10.1.1", "0.10.1.1") and not covers("0.10.1.1", "0.10.1")
+    text = (
+        "(APIServer pid=1) INFO 12-01 10:00:00 [api_server.py:1] vLLM API server version 0.11.0\n"
+        "ValueError: No available memory for the cache blocks. Try increasing "
+        "`gpu_memory_utilization` when initializing the engine."
+    )
+    expl = explain_text(text, signatures=())
+    assert expl.vllm_version == "0.11.0"
+    assert covers(expl.match.signature.releases, "0.11.0")

@@ -11,10 +11,13 @@ NAME = "explain"
 HELP = "a vLLM log that already failed: the root error, its cause, the fix"
 DESCRIPTION = (
     "Explain a vLLM error: the root error, its cause, the fix, and the finding that predicts "
-    "it. Reads a log or traceback file, or standard input."
+    "it. Reads a log or traceback file, or standard input, as pasted: docker, k8s and Ray "
+    "prefixes, issue text around the log, JSON log records; several attempts in one paste are "
+    "explained one by one."
 )
-EPILOG = """exit codes: 0 = a known signature matched; 1 = no known signature (the line that looks
-most like the root error is printed); 2 = the input cannot be read
+EPILOG = """exit codes: 0 = a known signature matched; 1 = an unknown error (its exception, the vLLM
+file and function that raised it and the nearest known signatures are printed); 2 = the input
+cannot be read
 
 examples:
   servecheck explain vllm.log

@@ -12,6 +12,7 @@ words and file suggest, and the nearest known signatures.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -29,6 +30,9 @@ from servecheck.explain.reading import (
     source_frame,
 )
 
+_VERSION = re.compile(
+    r"(?:vLLM API server version|LLM engine \(v|vLLM version:?)\s*v?(\d+\.\d+(?:\.\d+){0,2})"
+)
 KIND_ORDER = {"exception": 0, "raise": 1, "error-log": 2, "prose": 3}
 MAX_OTHERS = 5
 MAX_MINED_TRIES = 200  # candidates tried against the mined table, in rank order
@@ -62,6 +66,7 @@ class Explanation:
     # library's site-packages/…
     nearest: tuple[Nearest, ...] = ()
     lines: tuple[int, int] = (0, 0)  # first and last input line of this attempt
+    vllm_version: str | None = None  # the release the log names (its start-up banner)
     failures: tuple[Explanation, ...] = ()
 
     @property
@@ -163,18 +168,22 @@ def explain_parsed(parsed: ParsedLog, signatures: Iterable[Signature]) -> Explan
     curated = [m for m in (match_signature(s, parsed, top, rest) for s in signatures) if m]
     curated.sort(key=lambda m: m.rank, reverse=True)
     table = load_mined()
+    found_version = _VERSION.search(parsed.joined)
+    version = found_version.group(1) if found_version else None
     chosen: Match | None = None
     chosen_tail = ""
     if curated and curated[0].where == "root":
         chosen = curated[0]
-    elif top is not None and not top.wrapper and _usable(found := table.match(top)):
+    elif top is not None and not top.wrapper and _usable(found := table.match(top, version)):
         chosen = _mined_match(found, "root", top)  # type: ignore[arg-type]
         chosen_tail = found.tail  # type: ignore[union-attr]
     elif curated:
         chosen = curated[0]
     else:
         for cand in cands[1:MAX_MINED_TRIES]:
-            if cand.kind != "prose" and not cand.wrapper and _usable(found := table.match(cand)):
+            if cand.kind == "prose" or cand.wrapper:
+                continue
+            if _usable(found := table.match(cand, version)):
                 chosen = _mined_match(found, "error", cand)  # type: ignore[arg-type]
                 chosen_tail = found.tail  # type: ignore[union-attr]
                 break
@@ -193,13 +202,14 @@ def explain_parsed(parsed: ParsedLog, signatures: Iterable[Signature]) -> Explan
             family = words_family(chosen_tail) or family  # a wrapper's inner error decides
         return Explanation(
             chosen, alternatives, top, guess, parsed.errors, tuple(cands),
-            family, frame, (), (first, last),
+            family, frame, (), (first, last), version,
         )  # fmt: skip
     family = _family_guess(top, frame) if top else None
     near = _nearest(top.text, signatures) if top else ()
     return Explanation(
-        None, (), top, guess, parsed.errors, tuple(cands), family, frame, near, (first, last)
-    )
+        None, (), top, guess, parsed.errors, tuple(cands), family, frame, near, (first, last),
+        version,
+    )  # fmt: skip
 
 
 def _family_guess(top: ErrorLine, frame: tuple[str, str] | None) -> str:

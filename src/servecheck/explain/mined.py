@@ -28,6 +28,7 @@ MESSAGES_FILE = "vllm_messages.json"
 SAME_EXCEPTION = 10
 SAME_FILE = 30
 SAME_FUNCTION = 20
+SAME_RELEASE = 15
 MIN_PROBE = 20  # literal characters of a raise line that must match a template
 
 _PART = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
@@ -170,8 +171,9 @@ class MinedTable:
             pattern = self._regex[i] = template_regex(self.rows[i].template)
         return pattern
 
-    def match(self, error: ErrorLine) -> MinedMatch | None:
-        """The most specific mined message this candidate error is an instance of."""
+    def match(self, error: ErrorLine, version: str | None = None) -> MinedMatch | None:
+        """The most specific mined message this candidate error is an instance of (a message
+        of the vLLM release the log names, when it names one, before another's)."""
         from servecheck.explain.reading import vllm_frame
 
         frame = vllm_frame(error)
@@ -184,6 +186,8 @@ class MinedTable:
             fields, text, score = found
             if row.exception.rsplit(".", 1)[-1] == error.exception.rsplit(".", 1)[-1]:
                 score += SAME_EXCEPTION
+            if version and covers(row.releases, version):
+                score += SAME_RELEASE
             if frame is not None and frame[0] == row.file:
                 score += SAME_FILE
                 if frame[1] == row.function.rsplit(".", 1)[-1]:
@@ -247,6 +251,20 @@ class MinedTable:
             scored.append((score, i))
         scored.sort(key=lambda s: (-s[0], s[1]))
         return [(self.rows[i], round(score, 2)) for score, i in scored[:limit]]
+
+
+def _key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:4])
+
+
+def covers(releases: str, version: str) -> bool:
+    """Whether a row's release ranges ('0.10.0..0.14.1,0.20.0') hold `version`."""
+    key = _key(version)
+    for span in releases.split(","):
+        first, _, last = span.partition("..")
+        if _key(first) <= key <= _key(last or first):
+            return True
+    return False
 
 
 def words_of(text: str) -> set[str]:

@@ -71,6 +71,7 @@ def _failure(expl: Explanation) -> dict[str, Any]:
         "family": expl.family,
         "root_error": _candidate(expl.root, expl.frame) if expl.root else None,
         "lines": list(expl.lines),
+        "vllm_version": expl.vllm_version,
     }
     data["others"] = [_other(c) for c in expl.others()[:MAX_OTHERS]]
     if expl.match is not None:
