@@ -13,6 +13,7 @@ import gzip
 import importlib.metadata
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -119,3 +120,37 @@ def test_vllm_listing_agrees_with_importlib_metadata(tmp_path, monkeypatch):
     assert host.installed_vllm_version() == "0.11.0" == metadata_says()
     monkeypatch.setattr(sys, "path", [os.devnull])  # not a folder: importlib.metadata decides
     assert host._may_have_vllm()
+
+
+# Modules a check without --gpu must not load: each costs start-up time on every run (issue
+# 15). The plan and kernel stages load with a target, the Hub readers for Hub models, regex for
+# `re:` patterns, tomllib only until the knowledge cache is warm, rich only for text output.
+NOT_FOR_A_PLAIN_CHECK = (
+    "servecheck.plan",
+    "servecheck.hardware.plan_kernels",
+    "servecheck.source.hub",
+    "huggingface_hub",
+    "importlib.metadata",
+    "regex",
+    "tomllib",
+    "rich",
+    "concurrent.futures",
+)
+
+
+def test_a_plain_json_check_loads_only_what_it_uses(tmp_path):
+    code = (
+        "import contextlib, io, sys\n"
+        "from servecheck.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['check', {str(broken.fixture('glm4moe-FP8_BLOCK'))!r}, '-f', 'json'])\n"
+        "print('\\n'.join(sys.modules))\n"
+    )
+    env = {**os.environ, "SERVECHECK_CACHE_DIR": str(tmp_path)}
+    run = [sys.executable, "-c", code]
+    subprocess.run(run, env=env, check=True, capture_output=True)  # warms the table cache
+    loaded = set(
+        subprocess.run(run, env=env, check=True, capture_output=True, text=True).stdout.split()
+    )
+    assert "servecheck.checks.audit" in loaded  # the check did run
+    assert sorted(m for m in NOT_FOR_A_PLAIN_CHECK if m in loaded) == []
