@@ -144,6 +144,16 @@ def test_recognition_rate(capsys):
     assert rate >= TARGET_RATE, f"recognition {rate:.1%} < {TARGET_RATE:.0%}"
 
 
+def test_heldout_rate(capsys):
+    """Pastes collected after the table was written: how the tables generalise (reported)."""
+    held = [row for row in ROWS if row.get("heldout")]
+    ok = [row for row in held if not misses(row, explain_json(CORPUS / row["file"]))]
+    with capsys.disabled():
+        print(f"\nexplain held-out pastes: {len(ok)}/{len(held)} recognised")
+    assert len(held) >= 15
+    assert len(ok) / len(held) >= TARGET_RATE
+
+
 def test_messy_pastes_are_represented():
     tags = {tag for row in ROWS for tag in row.get("messy", ())}
     assert {"prose", "docker", "ray", "attempts", "chinese", "ansi", "crlf"} <= tags
