@@ -125,3 +125,13 @@ def test_default_is_the_newest_known_release_or_the_installed_one():
     assert resolve_version(None).effective == str(checked_through())
     installed = resolve_version(None, installed="0.24.0")
     assert installed.effective == "0.24.0" and installed.source == "installed"
+
+
+def test_every_known_release_is_in_the_tables_extracted_from_its_sources():
+    """What V003 promises for a known release: its own registry, arguments, maximum-length
+    rules and quantization methods (scripts/extract_*.py), not inherited ones."""
+    known = [str(r) for r in KNOWN]
+    for name in ("vllm_registry", "quant_methods", "online_quant"):
+        assert load_toml(f"{name}.toml")["releases"] == known, f"re-run scripts for {name}"
+    spans = load_toml("vllm_max_len.toml")["rule"]
+    assert spans[0]["from"] == known[0] and spans[-1]["to"] == known[-1]
