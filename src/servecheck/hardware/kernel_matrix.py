@@ -83,6 +83,19 @@ BNB4 = {
     "bnb_4bit_use_double_quant": True,
 }
 BNB8 = {"quant_method": "bitsandbytes", "load_in_8bit": True}
+# Quark configs as Quark 0.13 exports them (tests/fixtures/make_quark.py), reduced to the
+# fields vLLM reads
+_QUARK_EXPORT = {"kv_cache_group": [], "pack_method": "reorder", "weight_format": "real_quantized"}
+_FP8_T = {"dtype": "fp8_e4m3", "qscheme": "per_tensor", "is_dynamic": False, "symmetric": True}
+_MX4 = {"dtype": "fp4", "qscheme": "per_group", "group_size": 32, "scale_format": "e8m0"}
+_I8_W = {"dtype": "int8", "qscheme": "per_channel", "ch_axis": 0, "symmetric": True}
+_I8_A = {**_I8_W, "ch_axis": 1, "is_dynamic": True}
+
+
+def _quark(weight: dict, inputs: dict | None) -> dict:
+    layer = {"weight": weight, "input_tensors": inputs, "output_tensors": None, "bias": None}
+    return {"quant_method": "quark", "global_quant_config": layer, "exclude": ["lm_head"],
+            "export": _QUARK_EXPORT, "layer_quant_config": {}}  # fmt: skip
 
 
 def _modelopt(algo: str) -> dict:
@@ -103,6 +116,7 @@ class SchemeRow:
     user_quant: str | None = None  # --quantization on an unquantized checkpoint (online)
     release: str | None = None  # computed for this release (formats a later release removed)
     dtype: str = "float16"  # the checkpoint's torch_dtype (MXFP8 methods take bfloat16 only)
+    gguf_type: str | None = None  # a GGUF file whose layers are stored in this GGML type
 
 
 ROWS: tuple[SchemeRow, ...] = (
@@ -178,6 +192,21 @@ ROWS: tuple[SchemeRow, ...] = (
         user_quant="bitsandbytes",
         release="0.27.1",
     ),
+    SchemeRow("Quark FP8 per-tensor", None, None, None, raw=_quark(_FP8_T, _FP8_T)),
+    SchemeRow("Quark INT8 dynamic per-token", None, None, None, raw=_quark(_I8_W, _I8_A)),
+    SchemeRow("Quark OCP MXFP4", None, None, None, raw=_quark(_MX4, {**_MX4, "is_dynamic": True})),
+    *(
+        SchemeRow(
+            f"GGUF {t} (vLLM 0.23.0)",
+            None,
+            None,
+            None,
+            raw={"quant_method": "gguf"},
+            release="0.23.0",
+            gguf_type=t,
+        )
+        for t in ("Q4_K", "Q8_0", "IQ4_XS")
+    ),
 )
 
 _LINEAR = Module(
@@ -241,13 +270,27 @@ def _method_resolution(
     inv = Inventory(
         architecture="LlamaForCausalLM", modules=(module,), packed_modules_mapping=packed
     )
-    result = resolve(inv, quant, vv, capability, method=pre.method, plat=plat)
+    header = _gguf_header(row.gguf_type) if row.gguf_type else None
+    result = resolve(inv, quant, vv, capability, method=pre.method, plat=plat, gguf=header)
     res = result.resolutions[0]
     found = next((f for f in result.findings if f.severity.value == "error"), None)
     if res.error or found is not None:
         code = res.error or (found.code if found else "error")
         return f"✗ {(found.exception if found else None) or 'error'} ({code})"
     return res
+
+
+def _gguf_header(gtype: str):
+    """A GGUF file holding the table's two layers in one GGML type (llama.cpp names)."""
+    from pathlib import Path
+
+    from servecheck.source.gguf import GgufHeader, GgufTensor, table
+
+    tid = table()["type"][gtype]["id"]
+    names = ["blk.0.attn_output"] + [f"blk.1.ffn_{p}_exps" for p in ("gate", "up", "down")]
+    dims = [(4096, 4096)] + [(4096, 1536, 64)] * 2 + [(1536, 4096, 64)]
+    tensors = tuple(GgufTensor(n + ".weight", d, tid, 0) for n, d in zip(names, dims, strict=True))
+    return GgufHeader(Path(f"model-{gtype}.gguf"), 3, {}, tensors, 0)
 
 
 def _resolution(

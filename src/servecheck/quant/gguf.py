@@ -33,6 +33,11 @@ def release_row(release: Release) -> dict[str, Any] | None:
     return None
 
 
+def last_release_row() -> dict[str, Any]:
+    """The type sets of the last release with a GGUF loader."""
+    return table()["release"][-1]
+
+
 def module_tensors(m: Module, header: GgufHeader) -> list[GgufTensor] | None:
     """The GGUF tensors vLLM's loader reads into ``m``; None where the name is not mapped."""
     names = table()["names"]
