@@ -15,6 +15,7 @@ returning what to pass to `check()`. Each family mirrors one kind of file a stra
     special_file   config.json, shard or index as a device, a folder, a FIFO, a link loop
     target         the GPU count, memory and capability, and the vLLM release asked for
     model_arg      MODEL given as a shard, as config.json, or missing
+    gguf           a GGUF file's bytes (counts, lengths, types, a cut file)
 
 Hypothesis tests drive the same mutators with their own value strategy (`values` argument).
 """
@@ -46,6 +47,7 @@ FAMILIES = (
     "special_file",
     "target",
     "model_arg",
+    "gguf",
 )
 
 
@@ -789,6 +791,32 @@ def mutate_special_file(d: Path, rng: random.Random, values: Callable[[], Any]) 
     return f"{name}: {kind}"
 
 
+def mutate_gguf(d: Path, rng: random.Random, values: Callable[[], Any]) -> str:
+    """GGUF: <magic 4><version u32><tensor count u64><metadata count u64><metadata...>."""
+    path = next(d.glob("*.gguf"))
+    data = bytearray(path.read_bytes())
+    choice = rng.choice(["counts", "flip", "cut", "version", "length", "tiny"])
+    if choice == "counts":
+        at = rng.choice([8, 16])
+        value = rng.choice([0, 1, 2**31, 2**63, 2**64 - 1, 10**6])
+        data[at : at + 8] = struct.pack("<Q", value)
+    elif choice == "flip":
+        end = min(len(data), 1 << 16)
+        for _ in range(rng.randint(1, 16)):
+            data[rng.randrange(24, end)] = rng.randrange(256)
+    elif choice == "cut":
+        del data[rng.randrange(0, min(len(data), 1 << 16)) :]
+    elif choice == "version":
+        data[4:8] = struct.pack("<I", rng.choice([0, 1, 2, 4, 2**32 - 1]))
+    elif choice == "length":
+        # the first metadata key's length (u64 at 24): huge, zero or off by a little
+        data[24:32] = struct.pack("<Q", rng.choice([0, 2**63, 2**40, 10**6, 3]))
+    else:
+        data = bytearray(b"GGUF\x03\x00\x00\x00")
+    _write_text(path, bytes(data))
+    return f"{path.name}: {choice}"
+
+
 # --------------------------------------------------------------------------- call arguments
 
 VERSIONS = (
@@ -873,11 +901,18 @@ MUTATORS: dict[str, Callable[[Path, random.Random, Callable[[], Any]], str]] = {
     "index": mutate_index,
     "side_file": mutate_side_file,
     "special_file": mutate_special_file,
+    "gguf": mutate_gguf,
 }
 
 
-def fixture_names() -> list[str]:
-    return sorted(p.name for p in FIXTURES.iterdir() if (p / "config.json").is_file())
+def fixture_names(family: str = "") -> list[str]:
+    """The fixture checkpoints a family mutates: GGUF files for `gguf`, folders with a
+    config.json for the others, either for `target` and `model_arg`."""
+    gguf = {p.name for p in FIXTURES.iterdir() if any(p.glob("*.gguf"))}
+    plain = {p.name for p in FIXTURES.iterdir() if (p / "config.json").is_file()} - gguf
+    if family == "gguf":
+        return sorted(gguf)
+    return sorted(plain | gguf) if family in ("target", "model_arg") else sorted(plain)
 
 
 def copy_fixture(name: str, folder: Path) -> Path:
@@ -933,7 +968,7 @@ def make_case(number: int, folder: Path) -> Case:
     """Case `number`: the fixture, family and mutation follow from the number alone."""
     rng = random.Random(number)
     family = FAMILIES[number % len(FAMILIES)]
-    fixture = rng.choice(fixture_names())
+    fixture = rng.choice(fixture_names(family))
     case = apply(family, fixture, folder, rng, number=number)
     if family not in ("target", "model_arg") and rng.random() < 0.3:
         case.kwargs = target_args(rng, lambda: hostile_value(rng))

@@ -93,7 +93,7 @@ def run_bounded(case: fuzzcases.Case) -> str:
 
 
 def _case(data: Any, family: str) -> tuple[fuzzcases.Case, Path]:
-    fixture = data.draw(st.sampled_from(fuzzcases.fixture_names()), label="fixture")
+    fixture = data.draw(st.sampled_from(fuzzcases.fixture_names(family)), label="fixture")
     rng = data.draw(st.randoms(use_true_random=False), label="rng")
     folder = Path(tempfile.mkdtemp(prefix="servecheck-fuzz-"))
     values = lambda: data.draw(hostile)  # noqa: E731
@@ -103,7 +103,7 @@ def _case(data: Any, family: str) -> tuple[fuzzcases.Case, Path]:
 
 @pytest.mark.parametrize(
     "family",
-    ["config_value", "quant", "index", "header_struct", "header_text", "side_file"],
+    ["config_value", "quant", "index", "header_struct", "header_text", "side_file", "gguf"],
 )
 @CASE_SETTINGS
 @given(data=st.data())

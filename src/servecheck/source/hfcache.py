@@ -42,8 +42,8 @@ def complete_snapshot(hub_cache: Path, ref: HubRef) -> tuple[Path, str] | None:
         try:
             weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
             names = set(weight_map.values())
-        except (OSError, ValueError, AttributeError, TypeError):
-            return None
+        except (OSError, ValueError, AttributeError, TypeError, RecursionError):
+            return None  # an unreadable index: the Hub's headers are read instead
         if names and all((snap / str(n)).is_file() for n in names):
             return snap, sha
         return None

@@ -125,7 +125,7 @@ def side_files(folder: Path) -> dict[str, dict]:
     return {
         n: read_json(folder / n, n, MAX_SIDE_FILE_BYTES)
         for n in SIDE_FILES
-        if (folder / n).exists() or (folder / n).is_symlink()
+        if (folder / n).exists()  # a dangling link is absent, as for vLLM's os.path.exists
     }
 
 
