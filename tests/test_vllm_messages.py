@@ -200,3 +200,16 @@ def test_release_ranges_and_the_logs_release():
     expl = explain_text(text, signatures=())
     assert expl.vllm_version == "0.11.0"
     assert covers(expl.match.signature.releases, "0.11.0")
+
+
+def test_families_link_existing_findings():
+    from servecheck.findings.rules import all_rules
+
+    registry = all_rules()
+    families = load_families()
+    assert {"memory", "toolchain", "kernel", "engine"} <= set(families)
+    for fam in families.values():
+        assert fam.title and fam.cause and fam.fix, fam.key
+        for code in fam.findings:
+            assert code in registry, (fam.key, code)
+    assert families["memory"].findings and families["parallelism"].findings
