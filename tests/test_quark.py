@@ -56,6 +56,18 @@ def test_exported_mxfp4_takes_the_ocp_mx_scheme_and_mxfp4_kernels():
     assert old.resolution.by_name()[QKV].scheme == "QuarkW4A4MXFP4"
 
 
+@pytest.mark.parametrize(
+    ("version", "modelled"), [("0.25.1", False), ("0.26.0", False), ("0.27.0", True)]
+)
+def test_ocp_mx_reaches_the_kernel_registry_from_0_27(version, modelled):
+    # quark_ocp_mx.py is identical 0.21.0-0.25.1 and imports init_mxfp4_linear_kernel from 0.27.0
+    report = check(FIXTURES / "llama-quark-mxfp4", vllm_version=version, target=A100)
+    kernel = report.kernels.by_name()[QKV].choice.kernel
+    assert (kernel == "MarlinMxFp4LinearKernel") is modelled
+    assert any(f.code == "H009" for f in report.findings) is not modelled
+    assert report.verdict == ("ok" if modelled else "warn")
+
+
 def test_int8_dynamic_per_token_from_0_20(tmp_path):
     path = _config(tmp_path, _named("w8a8-int8-dynamic"))
     new = check(path, vllm_version="0.33.0", target=A100)

@@ -24,7 +24,7 @@ from servecheck.model.config import ModelConfig
 from servecheck.model.inventory import EXPERTS
 from servecheck.quant.quark import QUARK_MOE_ORACLE
 from servecheck.quant.resolve import Resolution
-from servecheck.versions import Release
+from servecheck.versions import Release, feature
 
 # Methods of other formats that reach the same CPU MoE paths as these compressed-tensors ones.
 CPU_MOE_ALIASES = {
@@ -206,11 +206,12 @@ def _no_triton(family: str, kernel: str, label: str, source: str, ver: Release) 
     """A path that runs vLLM's Triton fused-MoE code: the CPU build's Triton has no CPU backend
     (vLLM logs "Triton is installed, but doesn't include CPU backend. Disabling Triton."), so
     the first forward pass (the warm-up at start-up) fails."""
-    # vLLM 0.24+ fused_moe/__init__.py: without Triton fused_experts is a placeholder raising
+    # vLLM 0.11+ fused_moe/__init__.py: without Triton fused_experts is a placeholder raising
     # NotImplementedError(f"{method} is not implemented as lack of triton.")
+    placeholder = kernel == "fused_experts" and feature(ver, "fused_moe_no_triton_placeholder")
     text = (
         "fused_experts is not implemented as lack of triton."
-        if kernel == "fused_experts" and ver >= Release.parse("0.24.0")
+        if placeholder
         else f"{label} needs Triton, which vLLM's CPU build does not have"
     )
     return KernelChoice(
@@ -218,7 +219,7 @@ def _no_triton(family: str, kernel: str, label: str, source: str, ver: Release) 
         kernel=kernel,
         label=label,
         error=text,
-        error_type="NotImplementedError" if kernel == "fused_experts" else None,
+        error_type="NotImplementedError" if placeholder else None,
         stage="run",
         notes=(
             f"{label} runs vLLM's Triton MoE code, and the CPU build has no Triton backend: "

@@ -327,8 +327,10 @@ class QuarkResolver(Base):
                 kernel_scheme=s.kernel_scheme, weights=s.weights, inputs=s.inputs,
             )  # fmt: skip
         kernel = s.kernel_scheme
-        if kernel in ("W4A4Mxfp4", "W8A8Mxfp8") and self.version.release < Release.parse("0.24.0"):
-            kernel = None  # the OCP MX schemes chose their kernels themselves then: not modelled
+        if kernel in ("W4A4Mxfp4", "W8A8Mxfp8") and kernel not in self.version.feature(
+            "quark_ocp_mx_kernels"
+        ):
+            kernel = None  # the OCP MX scheme chose its kernels itself then: not modelled
         need = self.row["schemes"][s.cls]
         error = self.capability_error(m, s.cls, need)
         return Resolution(
