@@ -72,14 +72,14 @@ CASES = [
 RESULTS: dict[str, tuple[str, str, bool]] = {}
 
 
-def smoke(name: str, tmp_path: Path) -> tuple[int, dict]:
+def smoke(name: str, tmp_path: Path, path: Path | None = None) -> tuple[int, dict]:
     done = subprocess.run(
         [
             sys.executable,
             "-m",
             "servecheck",
             "smoke",
-            str(FIXTURES / name),
+            str(path or FIXTURES / name),
             "--gpu",
             "cpu",
             "--format",
@@ -126,6 +126,27 @@ def test_smoke_comparison_on_vllm_cpu(name: str, tmp_path: Path) -> None:
         assert data["root_cause"]["predicted_by"] in {f["code"] for f in errors}
     wrong = [r for r in data["comparison"]["rows"] if r["agree"] is False]
     assert not wrong, wrong
+
+
+def test_head_dim_16_fails_at_the_first_request_on_vllm_cpu(tmp_path: Path) -> None:
+    """llama-bf16 re-headed to head_dim 16 (16 heads / 8 KV: every tensor keeps its shape):
+    vLLM's CPU attention kernel has no head_dim 16, which nothing checks at selection; vllm-cpu
+    0.32.0 loads, then raises at the first request (cpu_attn.py build). servecheck: H010."""
+    import shutil
+
+    ckpt = shutil.copytree(FIXTURES / "llama-bf16", tmp_path / "llama-hd16")
+    cfg = json.loads((ckpt / "config.json").read_text())
+    assert cfg["num_attention_heads"] * cfg["head_dim"] == 256
+    cfg.update(num_attention_heads=16, num_key_value_heads=8, head_dim=16)
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    code, data = smoke("llama-hd16", tmp_path, ckpt)
+    rows = {r["field"]: r for r in data["comparison"]["rows"]}
+    assert code == 1 and data["run"]["outcome"] == "failed"
+    assert data["run"]["error"]["message"].startswith(
+        "Unsupported CPU attention configuration: head_dim=16"
+    )
+    assert rows["root error"]["agree"] is True and data["root_cause"]["predicted_by"] == "H010"
+    assert data["comparison"]["agreed"] == data["comparison"]["compared"]
 
 
 def teardown_module(module) -> None:
