@@ -515,7 +515,10 @@ def mutate_config_value(d: Path, rng: random.Random, values: Callable[[], Any]) 
             done.append(f"-{key}")
             continue
         if key in ("num_hidden_layers", "num_experts", "n_routed_experts", "num_local_experts"):
-            value = rng.choice([values(), 10**9, 10**6, 10**100, 100_000, 0, -3])
+            # absurd counts, and the largest the limits accept (work grows with them)
+            value = rng.choice(
+                [values(), 10**9, 10**6, 10**100, 100_000, 0, -3, 4096, 1024, 512, 2048, 65536]
+            )
         else:
             value = values()
         where[key] = value

@@ -102,11 +102,18 @@ def parse_config(config: dict) -> ModelConfig:
         _opt_int(cfg, "n_routed_experts", "num_experts", "num_local_experts", "moe_num_experts")
         or 0
     )
+    layers = _num_layers(cfg)
+    if num_experts * layers > _limits()["moe"]["max_expert_layers"]:
+        raise InputError(
+            f"config.json: {num_experts:,} experts in each of {layers:,} layers; servecheck "
+            f"handles at most {_limits()['moe']['max_expert_layers']:,} experts in all (no real "
+            "model comes near)"
+        )
     return ModelConfig(
         architecture=str(archs[0]),
         model_type=_opt_str(cfg, "model_type") or "",
         hidden_size=hidden,
-        num_layers=_num_layers(cfg),
+        num_layers=layers,
         num_heads=heads,
         num_kv_heads=_opt_int(cfg, "num_key_value_heads", "num_kv_heads", "n_kv_heads") or heads,
         head_dim=head_dim,
@@ -210,6 +217,11 @@ def _num_layers(cfg: dict) -> int:
         for key in ("layers_block_type", "layer_types"):
             types = cfg.get(key)
             if isinstance(types, list) and types:
+                top = _limits()["num_hidden_layers"]["max"]
+                if len(types) > top:
+                    raise InputError(
+                        f"config.json: {key} lists {len(types):,} layers; at most {top:,}"
+                    )
                 return len(types)
     return _int(cfg, *keys)
 
@@ -285,5 +297,6 @@ def raw_number(
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"config.json: {key} must be a number, got {_short(value)}")
     if not low <= value <= high:
-        raise InputError(f"config.json: {key} is {value}; expected {low:g} to {high:g}")
+        bounds = " to ".join(f"{int(b):,}" if b == int(b) else f"{b:g}" for b in (low, high))
+        raise InputError(f"config.json: {key} is {value}; expected {bounds}")
     return value

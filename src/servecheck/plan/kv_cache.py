@@ -368,6 +368,8 @@ def longest_len(
         if not groups.count:
             return upper
         per_block = page_bytes(groups.groups[0], block_size) * groups.group_size
+        if per_block <= 0:  # layers without a cache (a zero head size): nothing limits it
+            return upper
         return min(upper, max(available, 0) // per_block * block_size)
     if needed_bytes(layers, 1, block_size, in_flight) > available:
         return 0

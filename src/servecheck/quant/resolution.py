@@ -49,7 +49,13 @@ class ResolutionResult:
     findings: tuple[Finding, ...] = field(default=())
 
     def by_name(self) -> dict[str, Resolution]:
-        return {r.module.name: r for r in self.resolutions}
+        """Module name -> resolution, built once (the planner asks for it per layout);
+        read-only for callers."""
+        cached = self.__dict__.get("_by_name")
+        if cached is None:
+            cached = {r.module.name: r for r in self.resolutions}
+            object.__setattr__(self, "_by_name", cached)
+        return cached
 
 
 def unquantized(module: Module, note: str | None = None) -> Resolution:

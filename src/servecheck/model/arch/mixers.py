@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from servecheck.model.config import ModelConfig
+from servecheck.model.config import ModelConfig, raw_number
 from servecheck.model.inventory import (
     MIXER_CONV,
     CacheLayer,
@@ -53,7 +53,8 @@ def dim(spec: Any, cfg: ModelConfig, values: dict[str, int] | None = None) -> in
             value = cfg.raw.get(part)
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 return 0
-            total *= value
+            # a dimension: finite and of a real model's size, else the config is refused
+            total *= raw_number(cfg.raw, part, high=2**24) or 0
     return int(total)
 
 
